@@ -1,0 +1,48 @@
+"""The HTTP application: health now; the SensorThings API mounts here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+
+from store.db import create_pool
+from store.features import detect
+
+
+def create_app(database_url: str, *, pool_min: int = 1, pool_max: int = 10) -> FastAPI:
+    """Build the app around one connection pool, opened at start-up and closed at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = create_pool(database_url, min_size=pool_min, max_size=pool_max, name="api")
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            pool.close()
+
+    app = FastAPI(
+        title="Bydata",
+        description="Open sensor data for municipalities: OGC SensorThings API 1.1 over a shared schema.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
+    def health(request: Request) -> JSONResponse:
+        pool: ConnectionPool = request.app.state.pool
+        body: dict[str, Any] = {"status": "ok"}
+        try:
+            with pool.connection(timeout=5) as conn:
+                body["database"] = detect(conn).as_dict()
+        except Exception as exc:  # report, don't raise: a health check answers either way
+            body = {"status": "unavailable", "error": f"database: {type(exc).__name__}: {exc}"}
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    return app
