@@ -132,6 +132,7 @@ def _serve_api(settings: Settings, db_url: str, stop: threading.Event) -> None:
         log_level=settings.log_level.lower(),
     )
     server = uvicorn.Server(config)
+
     def stop_when_asked() -> None:
         stop.wait()
         server.should_exit = True
