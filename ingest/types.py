@@ -58,14 +58,26 @@ class DeviceBinding:
     verified: bool = True
 
 
-class IngestError(Exception):
-    """A message Bydata cannot use; ``reason`` is a stable code used in quarantine and metrics."""
+# Quarantine reasons: stable codes shared by ingest, quarantine, metrics and simulator manifests.
+MALFORMED = "malformed"  # not parseable: truncated JSON, bad base64, wrong structure
+UNSUPPORTED_PORT = "unsupported_port"  # LoRaWAN fPort (or message kind) the device's codec does not know
+UNKNOWN_DEVICE = "unknown_device"  # not provisioned (strict), or its model cannot be told (auto)
+UNMAPPED = "unmapped"  # decoded, but a value cannot be mapped or converted (unit, type)
+NO_SOURCE = "no_source"  # the topic matches no configured source
+STORE_REJECTED = "store_rejected"  # the database refused the rows (constraint), retrying cannot help
+REASONS = (MALFORMED, UNSUPPORTED_PORT, UNKNOWN_DEVICE, UNMAPPED, NO_SOURCE, STORE_REJECTED)
 
-    reason: str = "error"
+
+class IngestError(Exception):
+    """A message Bydata cannot use; ``reason`` is one of :data:`REASONS`."""
+
+    reason: str = MALFORMED
 
     def __init__(self, detail: str, *, reason: str | None = None) -> None:
         super().__init__(detail)
         if reason is not None:
+            if reason not in REASONS:
+                raise ValueError(f"unknown quarantine reason {reason!r}")
             self.reason = reason
         self.detail = detail
 
@@ -73,16 +85,22 @@ class IngestError(Exception):
 class DecodeError(IngestError):
     """The payload is not what its envelope or codec expects (malformed JSON, bad base64 …)."""
 
-    reason = "decode_error"
+    reason = MALFORMED
+
+
+class UnsupportedPort(IngestError):
+    """A LoRaWAN port (message kind) the device's codec does not define."""
+
+    reason = UNSUPPORTED_PORT
 
 
 class UnknownDevice(IngestError):
     """The device is not provisioned (strict policy) or its model cannot be told (auto)."""
 
-    reason = "unknown_device"
+    reason = UNKNOWN_DEVICE
 
 
 class MappingError(IngestError):
     """Decoded, but a field cannot be mapped or converted (unknown unit, wrong type …)."""
 
-    reason = "mapping_error"
+    reason = UNMAPPED
