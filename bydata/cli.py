@@ -155,7 +155,9 @@ def demo(
     settings = _settings(data_dir)
     stop = threading.Event()
     if duration is not None:
-        threading.Timer(duration, stop.set).start()
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with database_url(settings) as db_url, broker_url(settings) as mqtt_url:
         with connect(db_url) as conn:

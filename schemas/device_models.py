@@ -66,7 +66,10 @@ class DeviceModel(BaseModel):
     def _check(self) -> DeviceModel:
         vocab = vocabulary()
         for name, fmap in self.fields.items():
-            prop = vocab.get(fmap.property)  # KeyError names the unknown key
+            try:
+                prop = vocab.get(fmap.property)
+            except KeyError as exc:
+                raise ValueError(f"{self.key}: field {name!r}: {exc.args[0]}") from None
             if fmap.unit is not None and prop.result_type == "number":
                 try:
                     units.converter(fmap.unit, prop.unit)

@@ -43,6 +43,8 @@ def to_ucum(notation: str) -> str:
 
 @cache
 def _pint_units(ucum: str) -> Any:
+    if not ucum.strip():
+        raise UnitError("an empty string is not a unit (UCUM writes unity as '1')")
     # UCUM annotations ({count}, {beats}) carry meaning for people, not for arithmetic: they are 1.
     bare = _ANNOTATION.sub("1", ucum).strip() or "1"
     try:
