@@ -39,8 +39,9 @@ fi
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 mkdir -p "$RUN_DIR"
 pidfile="$RUN_DIR/mosquitto-${MQTT_PORT}.pid"
-if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-  : # already running
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null; }
+if port_open; then
+  : # already running (started by an earlier run of this script)
 else
   conf="$RUN_DIR/mosquitto-${MQTT_PORT}.conf"
   # The production file's limits, on a loopback port, without persistence or passwords.
@@ -53,10 +54,8 @@ log_dest none
 CONF
   nohup "$MOSQUITTO" -c "$conf" >"$RUN_DIR/mosquitto-${MQTT_PORT}.log" 2>&1 &
   echo $! > "$pidfile"
-  for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/${MQTT_PORT}") 2>/dev/null && break
-    sleep 0.1
-  done
+  for _ in $(seq 1 50); do port_open && break; sleep 0.1; done
+  port_open || { echo "Mosquitto did not start on port ${MQTT_PORT}" >&2; cat "$RUN_DIR/mosquitto-${MQTT_PORT}.log" >&2; exit 1; }
 fi
 
 echo "export BYDATA_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres"
