@@ -28,7 +28,9 @@ def _decode(
     return decode_message(raw, sources.match(raw.topic), model_of, models)
 
 
-def test_model_from_tts_version_ids(sources: SourceSet, raw_file: Callable[..., RawMessage], models: dict[str, DeviceModel]) -> None:  # fmt: skip
+def test_model_from_tts_version_ids(
+    sources: SourceSet, raw_file: Callable[..., RawMessage], models: dict[str, DeviceModel]
+) -> None:
     d = _decode(sources, raw_file(NWAVE_TOPIC, "tts_v3/nwave-parking-status.json"), models=models)
     assert (d.device_id, d.model_hint, d.kind) == ("70b3d5e75e000341", "nwave-nps405", "state")
     assert {r.field: r.value for r in d.readings} == {
