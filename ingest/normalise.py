@@ -39,6 +39,7 @@ _KINDS = {"number": NUMBER, "boolean": BOOLEAN, "text": TEXT, "json": JSON}
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
 DEFAULT_WINDOW = PlausibilityWindow()
+_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,19 +284,20 @@ def normalise(
     if result_time is not None and result_time.tzinfo is not UTC:
         result_time = result_time.astimezone(UTC)
     observations: list[NormalisedObservation] = []
+    # Readings of one message usually share one time object: judge each time once.
+    seen: Any = _UNSEEN
+    t_utc, t_flags, ts = received, TIME_ASSUMED, 0.0
     for fplan, datastream_id, value, reading in staged:
-        flags = base
         t = reading.time
-        if t is None:
-            t = received
-            flags |= TIME_ASSUMED
-        else:
-            if t.tzinfo is not UTC:
-                t = t.astimezone(UTC)
-            if t > latest:
-                flags |= FUTURE_TIME
-            elif t < earliest:
-                flags |= STALE_TIME
+        if t is not seen:
+            seen = t
+            if t is None:
+                t_utc, t_flags = received, TIME_ASSUMED
+            else:
+                t_utc = t if t.tzinfo is UTC else t.astimezone(UTC)
+                t_flags = FUTURE_TIME if t_utc > latest else STALE_TIME if t_utc < earliest else 0
+            ts = t_utc.timestamp()
+        flags = base | t_flags
         if reading.zone_assumed:
             flags |= ZONE_ASSUMED
         end = reading.time_end
@@ -304,7 +306,7 @@ def normalise(
         if fplan.kind == NUMBER:
             if value < fplan.low or value > fplan.high:
                 flags |= OUT_OF_RANGE
-            if fplan.stateful and not flags & FUTURE_TIME:
-                flags |= state.check(datastream_id, fplan.rules, t.timestamp(), value)
-        observations.append(observation(datastream_id, t, received, value, end, result_time, flags, parameters))
+            if fplan.stateful and not t_flags & FUTURE_TIME:
+                flags |= state.check(datastream_id, fplan.rules, ts, value)
+        observations.append(observation(datastream_id, t_utc, received, value, end, result_time, flags, parameters))
     return Normalised(tuple(observations), tuple(ignored), tuple(unmapped))
