@@ -19,9 +19,7 @@ from schemas.quality import decode as flag_names
 
 
 def _binding(models: dict[str, DeviceModel], key: str, **kw: Any) -> DeviceBinding:
-    binding = binding_for(models[key], **kw)
-    assert isinstance(binding, DeviceBinding)
-    return binding
+    return binding_for(models[key], **kw)
 
 
 def _run(
