@@ -1,4 +1,4 @@
-"""Helpers every envelope decoder shares: JSON, base64, times, and the LoRaWAN uplink value."""
+"""What every envelope decoder shares: JSON, base64, times, and the LoRaWAN uplink value."""
 
 from __future__ import annotations
 
