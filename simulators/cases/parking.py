@@ -249,7 +249,15 @@ class Parking:
             if dice.roll("heartbeat"):
                 t_beat = t + timedelta(seconds=dice.uniform(30, 300))
                 out.append(
-                    self._draft(zone, i, t_beat, 2, self._heartbeat(zone, i, outdoor), "heartbeat", fault="heartbeat")
+                    self._draft(
+                        zone,
+                        i,
+                        t_beat,
+                        port=2,
+                        fields=self._heartbeat(zone, i, outdoor),
+                        kind="heartbeat",
+                        fault="heartbeat",
+                    )
                 )
         else:
             out.append(self._draft(zone, i, t, port=2, fields=self._heartbeat(zone, i, outdoor), kind="heartbeat"))
