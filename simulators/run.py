@@ -40,13 +40,15 @@ def run(
     faults: Counter[str] = Counter()
     complete = False
     launch = time.monotonic()
+    end = options.end  # messages held past the end (late ones) go out when the run ends, unpaced
     provisioning = sim.provisioning()
     with ManifestWriter(directory, provisioning) as manifest:
         try:
             for msg in sim.messages():
                 if stop is not None and stop.is_set():
                     break
-                if pace and msg.sent_at > options.start:
+                live = msg.sent_at > options.start and (end is None or msg.sent_at < end)
+                if pace and live:
                     due = launch + (msg.sent_at - options.start).total_seconds() / options.speed
                     if _sleep_until(due, stop):
                         break
