@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import math
-import bisect
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
