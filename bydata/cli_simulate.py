@@ -121,7 +121,8 @@ def simulate(
     """
     from bydata.settings import get_settings
     from simulators.engine import RunOptions
-    from simulators.faults import FAULTS, parse_rates
+    from simulators.faults import FAULTS, check_exclusive, parse_rates
+    from simulators.formats import ELIGIBLE
     from simulators.run import run
     from simulators.timefmt import iso_z
 
@@ -131,6 +132,7 @@ def simulate(
         raise typer.Exit()
     try:
         rates = parse_rates(fault or [], faults)
+        check_exclusive(rates, ELIGIBLE)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault/--faults") from None
     span = parse_span(duration) if duration is not None else None

@@ -88,3 +88,18 @@ def _sleep_until(due: float, stop: threading.Event | None) -> bool:
                 return True
         else:
             time.sleep(min(left, 0.5))
+
+
+def run_to_broker(
+    url: str,
+    options: RunOptions,
+    directory: Path,
+    *,
+    stop: threading.Event | None = None,
+    max_unacked: int = 1000,
+) -> dict[str, Any]:
+    """Publish a run to the broker at ``url`` (for ``bydata demo`` and tests); returns ``run.json``."""
+    from simulators.publisher import Publisher
+
+    with Publisher(url, max_unacked=max_unacked) as publisher:
+        return run(options, directory, publisher.publish, stop=stop)
