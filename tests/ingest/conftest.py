@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from ingest_testdata import PAYLOADS, RECEIVED
 
 from ingest.decode import load_models
 from ingest.sources import SourceSet, load_sources
 from ingest.types import RawMessage
 from schemas.device_models import DeviceModel
+from tests.ingest.ingest_testdata import PAYLOADS, RECEIVED
 
 
 @pytest.fixture(scope="session")

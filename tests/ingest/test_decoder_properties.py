@@ -16,7 +16,6 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from ingest_testdata import RECEIVED, binding_for
 
 from ingest.codecs import CODECS, get_codec
 from ingest.decode import decode_message, load_models
@@ -24,6 +23,7 @@ from ingest.normalise import normalise
 from ingest.quality import QualityState
 from ingest.sources import load_sources
 from ingest.types import Decoded, IngestError, MappingError, RawMessage, Reading
+from tests.ingest.ingest_testdata import RECEIVED, binding_for
 
 SOURCES = load_sources()
 MODELS = load_models()

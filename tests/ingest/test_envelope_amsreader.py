@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ingest_testdata import RECEIVED
 
 from ingest.envelopes import amsreader
 from ingest.sources import SourceSet
 from ingest.types import DecodeError, RawMessage
+from tests.ingest.ingest_testdata import RECEIVED
 
 TOPIC = "amsreader/a4cf12f37701"
 

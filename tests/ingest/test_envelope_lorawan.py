@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ingest_testdata import PAYLOADS, RECEIVED
 
 from ingest.envelopes import Uplink, chirpstack_v4, normalise_eui, tts_v3
 from ingest.sources import Source, SourceSet
 from ingest.types import MALFORMED, DecodeError, RawMessage
+from tests.ingest.ingest_testdata import PAYLOADS, RECEIVED
 
 TTS_TOPIC = "v3/app1/devices/dev1/up"
 CS_TOPIC = "application/17c82e96/device/0101010101010101/event/up"

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
-from ingest_testdata import RECEIVED
 
 from ingest.envelopes import nilu
 from ingest.sources import SourceSet
 from ingest.types import DecodeError, RawMessage, Reading
+from tests.ingest.ingest_testdata import RECEIVED
 
 TOPIC = "nilu/olav-v-gate"
 PLUS1 = timezone(timedelta(hours=1))

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from ingest_testdata import RECEIVED
 
 from ingest.envelopes import senml
 from ingest.sources import Source, SourceSet
 from ingest.types import DecodeError, RawMessage, Reading
+from tests.ingest.ingest_testdata import RECEIVED
 
 TOPIC = "senml/gw-1"
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ingest_testdata import RECEIVED
 
 from ingest.envelopes import sensor_community
 from ingest.sources import Source, SourceSet
 from ingest.types import DecodeError, RawMessage, Reading
+from tests.ingest.ingest_testdata import RECEIVED
 
 TOPIC = "sensor-community/13597771"
 

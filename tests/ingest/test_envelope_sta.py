@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from ingest_testdata import RECEIVED
 
 from ingest.envelopes import sta
 from ingest.sources import SourceSet
 from ingest.types import DecodeError, RawMessage, Reading
+from tests.ingest.ingest_testdata import RECEIVED
 
 
 def test_datastream_topic(sources: SourceSet, raw_file: Callable[..., RawMessage]) -> None:

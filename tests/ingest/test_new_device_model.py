@@ -13,7 +13,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from ingest_testdata import binding_for
 
 from ingest.decode import decode_message, load_models
 from ingest.normalise import normalise
@@ -21,6 +20,7 @@ from ingest.quality import QualityState
 from ingest.sources import load_sources
 from ingest.types import RawMessage, UnknownDevice
 from schemas.quality import decode as flag_names
+from tests.ingest.ingest_testdata import binding_for
 
 ERS_LITE = """\
 # Elsys ERS Lite room sensor (temperature and humidity), same TLV codec as the ERS CO2.

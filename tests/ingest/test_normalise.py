@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from ingest_testdata import RECEIVED, binding_for
 
 from ingest.decode import decode_message
 from ingest.normalise import Normalised, normalise
@@ -16,6 +15,7 @@ from ingest.sources import PlausibilityWindow, SourceSet
 from ingest.types import Decoded, DeviceBinding, MappingError, RawMessage, Reading
 from schemas.device_models import DeviceModel
 from schemas.quality import decode as flag_names
+from tests.ingest.ingest_testdata import RECEIVED, binding_for
 
 
 def _binding(models: dict[str, DeviceModel], key: str, **kw: Any) -> DeviceBinding:
