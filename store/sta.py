@@ -18,10 +18,10 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 def configure_connection(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
-    """Pool ``configure`` hook: json columns parsed by orjson, and a time limit on every statement."""
+    """Pool ``configure`` hook: autocommit reads (one round trip each), orjson for json, a time limit."""
     set_json_loads(orjson.loads, conn)
+    conn.autocommit = True
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(statement_timeout_ms))))
-    conn.commit()
 
 
 def fetch_column(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> list[Any]:

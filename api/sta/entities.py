@@ -9,7 +9,7 @@ that compose ``psycopg.sql`` fragments for a table alias; nothing here runs SQL.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from psycopg import sql
@@ -83,8 +83,9 @@ class EntityType:
     properties: Mapping[str, Property]
     relations: Mapping[str, Relation]
     default_order: tuple[tuple[str, bool], ...] = (("id", False),)  # (column, descending)
+    # column sets that identify a row: an order over one of them needs no tie-breaker
+    unique_keys: tuple[tuple[str, ...], ...] = (("id",),)
     id_column: str = "id"
-    singular_aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def property(self, name: str) -> Property | None:
         return self.properties.get(name)
@@ -233,6 +234,7 @@ OBSERVATION = EntityType(
     ),
     # Time order first: it is what the (datastream_id, phenomenon_time) key serves.
     default_order=(("phenomenon_time", False), ("id", False)),
+    unique_keys=(("id",), ("datastream_id", "phenomenon_time")),
 )  # fmt: skip
 
 FEATURE_OF_INTEREST = EntityType(

@@ -8,19 +8,20 @@ every path; deeper navigation paths fall through to the catch-all route.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg_pool import ConnectionPool
 
 from api.errors import ApiError
 from api.sta import entities as em
-from api.sta import render
+from api.sta import links, render
+from api.sta.odata import ast
 from api.sta.odata.parser import QueryError, parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
 from api.sta.translate import NotImplementedQuery, PathNotFound, Translator
@@ -109,7 +110,7 @@ def _property(context: StaContext, path: ResourcePath) -> Response:
     rows = _run(context, context.translator.property(path.steps, path.property))
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
-    value = rows[0].get(path.property)
+    value = orjson.loads(rows[0]).get(path.property)
     if value is None:
         return Response(status_code=204)
     if path.value:
@@ -122,17 +123,22 @@ def _step_text(step: Any) -> str:
     return step.name if step.id is None else f"{step.name}({step.id})"
 
 
-def _single(context: StaContext, path: ResourcePath, options: Any) -> Response:
-    rows = _run(context, query := context.translator.entity(path.steps, options))
+def _single(context: StaContext, path: ResourcePath, options: ast.QueryOptions) -> Response:
+    translator = context.translator
+    if path.ref:
+        options = ast.QueryOptions(select=(ast.SelectItem(("@iot.selfLink",)),))
+    rows = _run(context, translator.entity(path.steps, options, context.base_url))
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
+    return Response(rows[0].encode(), media_type="application/json")
+
+
+def _collection(request: Request, context: StaContext, path: ResourcePath, options: ast.QueryOptions) -> Response:
+    translator = context.translator
     if path.ref:
-        return _json({"@iot.selfLink": f"{context.base_url}/{query.plan.entity.set_name}({rows[0]['@iot.id']})"})
-    return _json(render.entity(rows[0], query.plan, context.base_url))
-
-
-def _collection(request: Request, context: StaContext, path: ResourcePath, options: Any) -> Response:
-    query = context.translator.collection(path.steps, options)
+        query = translator.refs(path.steps, options, context.base_url)
+    else:
+        query = translator.collection(path.steps, options, context.base_url)
     rows = _run(context, query)
     if not rows and any(step.id is not None for step in path.steps):
         parent = path.steps[:-1]
@@ -143,35 +149,38 @@ def _collection(request: Request, context: StaContext, path: ResourcePath, optio
     if len(rows) > query.top:
         rows = rows[: query.top]
         url = f"{context.base_url}/{request.url.path.split(PREFIX + '/', 1)[1]}"
-        next_url = render.next_link(url, options.raw, query.top, query.skip + query.top)
-    return StreamingResponse(
-        render.collection_chunks(rows, query.plan, context.base_url, count=count, next_url=next_url, refs=path.ref),
-        media_type="application/json",
-    )
+        next_url = links.next_link(url, options.raw, query.top, query.skip + query.top)
+    chunks = render.collection_chunks(rows, count=count, next_url=next_url)
+    if len(rows) <= render.CHUNK:  # one chunk: a plain response costs less than a stream
+        return Response(b"".join(chunks), media_type="application/json")
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="application/json")
 
 
 # ---- routes -------------------------------------------------------------------------------
 
 
-def _options(  # noqa: PLR0917 - one parameter per documented query option
-    filter_: Annotated[str | None, Query(alias="$filter", description="Filter expression (OData 4 syntax).")] = None,
-    expand: Annotated[
-        str | None, Query(alias="$expand", description="Related entities to include, with nested options.")
-    ] = None,
-    select: Annotated[str | None, Query(alias="$select", description="Properties to return.")] = None,
-    orderby: Annotated[str | None, Query(alias="$orderby", description="Sort keys, each asc or desc.")] = None,
-    top: Annotated[str | None, Query(alias="$top", description="Page size (capped by the server's maximum).")] = None,
-    skip: Annotated[str | None, Query(alias="$skip", description="Entities to skip.")] = None,
-    count: Annotated[str | None, Query(alias="$count", description="true: include @iot.count.")] = None,
-) -> None:
-    """Documents the system query options; :func:`serve` reads them from the raw query string."""
-
-
-OptionsDep = Annotated[None, Depends(_options)]
+_OPTION_DOCS = (
+    ("$filter", "Filter expression (OData 4 syntax, SensorThings 1.1 functions)."),
+    ("$expand", "Related entities to include, with nested options in parentheses."),
+    ("$select", "Properties and navigation links to return."),
+    ("$orderby", "Sort keys, each optionally asc or desc."),
+    ("$top", "Page size (capped by the server's maximum; a next link gives the rest)."),
+    ("$skip", "Entities to skip."),
+    ("$count", "true: include @iot.count."),
+)
+QUERY_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in _OPTION_DOCS
+]
 
 
 def _handler(kind: str) -> Callable[..., Response]:
-    def handler(request: Request, _: OptionsDep) -> Response:
+    def handler(request: Request) -> Response:
         return serve(request, request.url.path.split(PREFIX + "/", 1)[1] if PREFIX + "/" in request.url.path else "")
 
     handler.__name__ = f"get_{kind}"
@@ -199,7 +208,7 @@ def build_router() -> APIRouter:
             description=description,
             response_class=Response,
             operation_id="get" + "".join(c if c.isalnum() else "_" for c in path),
-            openapi_extra={"parameters": params} if params else None,
+            openapi_extra={"parameters": params + QUERY_PARAMETERS},
         )
 
     for e in em.ENTITY_SETS.values():

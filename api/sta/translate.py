@@ -27,6 +27,7 @@ from typing import Any
 from psycopg import sql
 
 from api.sta import entities as em
+from api.sta import links
 from api.sta.entities import EntityType, Property, PropType, Relation
 from api.sta.odata import ast
 from api.sta.odata.parser import QueryError
@@ -106,6 +107,7 @@ class Scope:
     entity: EntityType
     condition: sql.Composable | None
     single: bool  # the path ends in an id or a to-one navigation
+    pinned: frozenset[str] = frozenset()  # columns with one value on every addressed row
 
 
 class _Params:
@@ -139,6 +141,8 @@ def scope_of(steps: Sequence[PathStep], params: _Params) -> Scope:
     if steps[0].id is not None:
         ids = params.add(steps[0].id, "bigint")
         condition = sql.SQL("a0.id = {}").format(ids)
+    pinned: frozenset[str] = frozenset()
+    previous_id = steps[0].id is not None
     for step in steps[1:]:
         relation = entity.relation(step.name)
         if relation is None:
@@ -151,6 +155,7 @@ def scope_of(steps: Sequence[PathStep], params: _Params) -> Scope:
         if step.id is not None and not relation.many:
             raise PathNotFound(f"{step.name} is a single entity; it takes no id")
         column, source = em.related_ids(entity, relation, ids)
+        pinned = frozenset({column}) if relation.join is em.Join.FK_THERE and previous_id else frozenset()
         entity = em.target_of(relation)
         condition = sql.SQL("a0.{} IN ({})").format(sql.Identifier(column), source)
         single = step.id is not None or not relation.many
@@ -158,7 +163,8 @@ def scope_of(steps: Sequence[PathStep], params: _Params) -> Scope:
             id_param = params.add(step.id, "bigint")
             condition = sql.SQL("{} AND a0.id = {}").format(condition, id_param)
         ids = sql.SQL("SELECT a0.id FROM {} a0 WHERE {}").format(sql.Identifier(entity.table), condition)
-    return Scope(entity, condition, single)
+        previous_id = step.id is not None
+    return Scope(entity, condition, single, pinned)
 
 
 # --------------------------------------------------------------------------------------
@@ -171,16 +177,20 @@ def _fmt_time(expr: sql.Composable) -> sql.Composable:
 
 
 def _datastream_span(alias: str) -> tuple[sql.Composable, sql.Composable]:
-    """First and last phenomenon time of a Datastream's Observations: two probes of the primary key."""
+    """First and last phenomenon time of a Datastream's Observations.
+
+    The maintained columns when a writer keeps them, else two probes of the primary key
+    (datastream_id, phenomenon_time): never a scan.
+    """
     a = sql.Identifier(alias)
     first = sql.SQL(
-        "(SELECT o.phenomenon_time FROM observations o"
-        " WHERE o.datastream_id = {}.id ORDER BY o.phenomenon_time LIMIT 1)"
-    ).format(a)
+        "coalesce({a}.phenomenon_time_start, (SELECT o.phenomenon_time FROM observations o"
+        " WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time LIMIT 1))"
+    ).format(a=a)
     last = sql.SQL(
-        "(SELECT coalesce(o.phenomenon_time_end, o.phenomenon_time) FROM observations o"
-        " WHERE o.datastream_id = {}.id ORDER BY o.phenomenon_time DESC LIMIT 1)"
-    ).format(a)
+        "coalesce({a}.phenomenon_time_end, (SELECT coalesce(o.phenomenon_time_end, o.phenomenon_time)"
+        " FROM observations o WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time DESC LIMIT 1))"
+    ).format(a=a)
     return first, last
 
 
@@ -191,11 +201,9 @@ def _is_span(entity: EntityType, prop: Property) -> bool:
 def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Composable:
     """The SQL value of ``prop`` as it appears in the response JSON."""
     c = em.col(alias, prop.column)
-    if _is_span(entity, prop):
+    if _is_span(entity, prop):  # NULL without Observations: NULL || text is NULL
         first, last = _datastream_span(alias)
-        return sql.SQL(
-            "(SELECT CASE WHEN s.f IS NULL THEN NULL ELSE {} || '/' || {} END FROM (SELECT {} AS f, {} AS l) s)"
-        ).format(_fmt_time(sql.SQL("s.f")), _fmt_time(sql.SQL("s.l")), first, last)
+        return sql.SQL("({} || '/' || {})").format(_fmt_time(first), _fmt_time(last))
     if prop.type is PropType.DATETIME:
         return _fmt_time(c)
     if prop.type is PropType.TIME_OBJECT:
@@ -876,7 +884,12 @@ def _check_top(value: int | None, limits: Limits) -> int:
 
 
 class Translator:
-    """Turns (scope, query options) into :class:`Query` objects for one server."""
+    """Turns (resource path, query options) into :class:`Query` objects for one server.
+
+    ``base_url`` (absolute, ending in the version, e.g. ``https://city.example/v1.1``) is
+    bound as a parameter: the statement builds every self, navigation and next link itself,
+    so each row arrives as the finished JSON text of one entity.
+    """
 
     def __init__(self, features: ServerFeatures, limits: Limits | None = None) -> None:
         self.features = features
@@ -886,29 +899,44 @@ class Translator:
         return _Builder(self.features, self.limits)
 
     # ---- public entry points ------------------------------------------------------------
-    def collection(self, steps: Sequence[PathStep], options: ast.QueryOptions) -> Query:
+    def collection(self, steps: Sequence[PathStep], options: ast.QueryOptions, base_url: str) -> Query:
+        """A page of a collection: ``top + 1`` rows are asked for, the extra one means "more"."""
         b = self._builder()
         scope = scope_of(steps, b.params)
         plan = self._plan(scope.entity, options, b)
         top = _check_top(options.top, self.limits)
         skip = options.skip or 0
         where = self._where(b, scope.entity, "a0", scope.condition, options.filter)
-        order = self._order(b, scope.entity, "a0", options.orderby)
+        order = self._order(b, scope.entity, "a0", options.orderby, scope.pinned)
+        base = b.params.add(base_url, "text")
         statement = self._page_statement(
-            b, plan=plan, entity=scope.entity, where=where, order=order, limit=top + 1, skip=skip
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=top + 1, skip=skip, base=base
         )
         count = None
         if options.count:
             count = sql.SQL("SELECT count(*) FROM {} a0 WHERE {}").format(sql.Identifier(scope.entity.table), where)
         return Query(statement, b.params.values, plan, top, skip, count)
 
-    def entity(self, steps: Sequence[PathStep], options: ast.QueryOptions) -> Query:
+    def refs(self, steps: Sequence[PathStep], options: ast.QueryOptions, base_url: str) -> Query:
+        """``$ref``: the same rows as :meth:`collection`, each only its ``@iot.selfLink``."""
+        bare = ast.QueryOptions(
+            filter=options.filter, orderby=options.orderby, top=options.top, skip=options.skip, count=options.count,
+            select=(ast.SelectItem(("@iot.selfLink",)),), raw=options.raw,
+        )  # fmt: skip
+        if options.expand or options.select is not None:
+            raise QueryError("$ref takes no $select or $expand", parameter="$ref")
+        return self.collection(steps, bare, base_url)
+
+    def entity(self, steps: Sequence[PathStep], options: ast.QueryOptions, base_url: str) -> Query:
         b = self._builder()
         scope = scope_of(steps, b.params)
         plan = self._plan(scope.entity, options, b)
         where = self._where(b, scope.entity, "a0", scope.condition, None)
-        order = self._order(b, scope.entity, "a0", ())
-        statement = self._page_statement(b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0)
+        order = self._order(b, scope.entity, "a0", (), scope.pinned)
+        base = b.params.add(base_url, "text")
+        statement = self._page_statement(
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base=base
+        )
         return Query(statement, b.params.values, plan, 1, 0)
 
     def property(self, steps: Sequence[PathStep], name: str) -> Query:
@@ -919,8 +947,11 @@ class Translator:
             raise PathNotFound(f"{scope.entity.name} has no property {name!r}")
         plan = Plan(scope.entity, [prop], include_id=False, include_self_link=False)
         where = self._where(b, scope.entity, "a0", scope.condition, None)
-        order = self._order(b, scope.entity, "a0", ())
-        statement = self._page_statement(b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0)
+        order = self._order(b, scope.entity, "a0", (), scope.pinned)
+        base = b.params.add("", "text")
+        statement = self._page_statement(
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base=base
+        )
         return Query(statement, b.params.values, plan, 1, 0)
 
     def exists(self, steps: Sequence[PathStep]) -> Query:
@@ -932,13 +963,13 @@ class Translator:
         return Query(statement, b.params.values, Plan(scope.entity, []), 1, 0)
 
     def filter_sql(self, entity: EntityType, expr: ast.Expr) -> tuple[sql.Composable, dict[str, Any]]:
-        """Only the condition of a ``$filter`` on alias ``a0`` (for table tests and later extensions)."""
+        """Only the condition of a ``$filter`` on alias ``a0`` (table tests; later extensions reuse it)."""
         b = self._builder()
         return self._boolean_filter(b, entity, "a0", expr), b.params.values
 
     def order_sql(self, entity: EntityType, items: Sequence[ast.OrderItem]) -> tuple[sql.Composable, dict[str, Any]]:
         b = self._builder()
-        return sql.SQL(", ").join(self._order(b, entity, "a0", items)), b.params.values
+        return sql.SQL(", ").join(self._order(b, entity, "a0", items, frozenset())), b.params.values
 
     # ---- pieces ---------------------------------------------------------------------------
     def _boolean_filter(self, b: _Builder, entity: EntityType, alias: str, expr: ast.Expr) -> sql.Composable:
@@ -960,10 +991,25 @@ class Translator:
         return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
 
     def _order(
-        self, b: _Builder, entity: EntityType, alias: str, items: Sequence[ast.OrderItem]
+        self,
+        b: _Builder,
+        entity: EntityType,
+        alias: str,
+        items: Sequence[ast.OrderItem],
+        pinned: frozenset[str],
     ) -> list[sql.Composable]:
+        """Sort keys: the requested ones, then the entity's default order until the order is total.
+
+        ``pinned`` columns have one value for all rows (e.g. ``datastream_id`` under
+        ``Datastreams(1)/Observations``): with them, ``phenomenonTime`` alone is unique, so
+        no ``id`` tie-breaker is added and the primary key's order serves the query.
+        """
         keys: list[sql.Composable] = []
-        seen_columns: set[str] = set()
+        seen: set[str] = set(pinned)
+
+        def total() -> bool:
+            return any(set(key) <= seen for key in entity.unique_keys)
+
         for item in items:
             ctx = _ExprContext(b)
             try:
@@ -982,13 +1028,17 @@ class Translator:
                 continue
             # time objects order by their start: what the (datastream_id, phenomenon_time) key serves
             keys.append(sql.SQL("{}{}").format(ctx.wrap_scalar(x.expr), direction))
-            if isinstance(item.expr, ast.Path) and not ctx.hops and x.prop is not None:
-                seen_columns.add(x.prop.column)
-            elif isinstance(item.expr, ast.Path) and item.expr.names in (("id",), ("@iot.id",)):
-                seen_columns.add("id")
+            if isinstance(item.expr, ast.Path) and not ctx.hops:
+                if x.prop is not None and not _is_span(entity, x.prop):
+                    seen.add(x.prop.column)
+                elif item.expr.names in (("id",), ("@iot.id",)):
+                    seen.add("id")
         for column, descending in entity.default_order:
-            if column not in seen_columns:
+            if total():
+                break
+            if column not in seen:
                 keys.append(sql.SQL("{}{}").format(em.col(alias, column), sql.SQL(" DESC" if descending else "")))
+                seen.add(column)
         return keys
 
     def _plan(self, entity: EntityType, options: ast.QueryOptions, b: _Builder, depth: int = 0) -> Plan:
@@ -1045,65 +1095,87 @@ class Translator:
         if rest:
             self._add_expand(existing.plan, rest, options, b, depth + 1)
 
-    def _object(self, b: _Builder, plan: Plan, alias: str, laterals: list[sql.Composable]) -> sql.Composable:
-        """``json_build_object`` of one row, adding a LATERAL join for each expansion."""
-        items: list[sql.Composable] = [sql.SQL("'@iot.id', {}").format(em.col(alias, "id"))]
+    def _object(
+        self, b: _Builder, plan: Plan, alias: str, laterals: list[sql.Composable], base: sql.Composable
+    ) -> sql.Composable:
+        """The finished JSON of one row (links included); adds a LATERAL join per expansion."""
+        a = sql.Identifier(alias)
+        self_link = sql.SQL("concat({}, {}, {}.id, ')')").format(base, sql.Literal(f"/{plan.entity.set_name}("), a)
+        items: list[sql.Composable] = []
+        if plan.include_id:
+            items.append(sql.SQL("'@iot.id', {}.id").format(a))
+        if plan.include_self_link:
+            items.append(sql.SQL("'@iot.selfLink', {}").format(self_link))
         for prop in plan.properties:
             items.append(sql.SQL("{}, {}").format(sql.Literal(prop.name), render_property(plan.entity, prop, alias)))
+        for nav in plan.nav_links:
+            items.append(
+                sql.SQL("{}, concat({}, {})").format(
+                    sql.Literal(f"{nav}@iot.navigationLink"), self_link, sql.Literal(f"/{nav}")
+                )
+            )
+        paged: list[tuple[str, Expansion, str]] = []
         for name, expansion in plan.expands.items():
             x = b.new_alias("x")
-            laterals.append(self._expansion(b, expansion, alias, x))
-            items.append(sql.SQL("{}, {}.v").format(sql.Literal(name), sql.Identifier(x)))
+            laterals.append(self._expansion(b, expansion, alias, x, base))
             if expansion.count:
                 items.append(sql.SQL("{}, {}.n").format(sql.Literal(name + "@iot.count"), sql.Identifier(x)))
-        # json_build_object takes at most 100 arguments; nest when wider
-        if len(items) > 50:
+            items.append(sql.SQL("{}, {}.v").format(sql.Literal(name), sql.Identifier(x)))
+            if expansion.relation.many:
+                paged.append((name, expansion, x))
+        if len(items) > 50:  # json_build_object takes at most 100 arguments
             raise QueryError("too many properties and expansions on one level", parameter="$expand")
-        return sql.SQL("json_build_object({})").format(sql.SQL(", ").join(items))
+        obj: sql.Composable = sql.SQL("json_build_object({})").format(sql.SQL(", ").join(items))
+        for name, expansion, x in paged:
+            # a truncated expanded collection gets "<Nav>@iot.nextLink" (and only then: no null link)
+            query = links.page_query(expansion.raw, expansion.top, expansion.skip + expansion.top)
+            link = sql.SQL("concat({}, {})").format(self_link, b.params.add(f"/{name}?{query}", "text"))
+            obj = sql.SQL(
+                "CASE WHEN {x}.more"
+                " THEN (left(({o})::text, -1) || ', ' || substr(json_build_object({k}, {l})::text, 2))::json"
+                " ELSE {o} END"
+            ).format(x=sql.Identifier(x), o=obj, k=sql.Literal(f"{name}@iot.nextLink"), l=link)
+        return obj
 
-    def _expansion(self, b: _Builder, expansion: Expansion, parent_alias: str, x: str) -> sql.Composable:
+    def _expansion(
+        self, b: _Builder, expansion: Expansion, parent_alias: str, x: str, base: sql.Composable
+    ) -> sql.Composable:
         relation = expansion.relation
         target = em.target_of(relation)
         a = b.new_alias("a")
         link = em.relation_condition(relation, parent_alias, a)
-        filt = expansion.filter
-        where = self._where(b, target, a, link, filt)
+        where = self._where(b, target, a, link, expansion.filter)
+        inner: list[sql.Composable] = []
         if not relation.many:
-            inner: list[sql.Composable] = []
-            obj = self._object(b, expansion.plan, a, inner)
+            obj = self._object(b, expansion.plan, a, inner, base)
             return sql.SQL("LEFT JOIN LATERAL (SELECT {} AS v FROM {} {} {} WHERE {} LIMIT 1) {} ON true").format(
                 obj, sql.Identifier(target.table), sql.Identifier(a), sql.SQL(" ").join(inner), where, sql.Identifier(x)
             )
-        order = self._order(b, target, a, expansion.orderby)
-        inner = []
-        obj = self._object(b, expansion.plan, a, inner)
-        page = sql.SQL("SELECT {a}.* FROM {t} {a} WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}").format(
-            a=sql.Identifier(a),
-            t=sql.Identifier(target.table),
-            w=where,
-            o=sql.SQL(", ").join(order),
-            lim=b.params.add(expansion.top + 1, "bigint"),
+        pinned = frozenset({relation.column}) if relation.join is em.Join.FK_THERE else frozenset()
+        order = sql.SQL(", ").join(self._order(b, target, a, expansion.orderby, pinned))
+        obj = self._object(b, expansion.plan, a, inner, base)
+        top = b.params.add(expansion.top, "bigint")
+        page = sql.SQL(
+            "SELECT {a}.*, row_number() OVER (ORDER BY {o}) AS sta_rn FROM"
+            " (SELECT {a}.* FROM {t} {a} WHERE {w} ORDER BY {o} LIMIT {top} + 1 OFFSET {off}) {a}"
+        ).format(
+            a=sql.Identifier(a), t=sql.Identifier(target.table), w=where, o=order, top=top,
             off=b.params.add(expansion.skip, "bigint"),
-        )
+        )  # fmt: skip
         count: sql.Composable = sql.SQL("")
         if expansion.count:
             c = b.new_alias("c")
-            cwhere = self._where(b, target, c, em.relation_condition(relation, parent_alias, c), filt)
+            cwhere = self._where(b, target, c, em.relation_condition(relation, parent_alias, c), expansion.filter)
             count = sql.SQL(", (SELECT count(*) FROM {} {} WHERE {}) AS n").format(
                 sql.Identifier(target.table), sql.Identifier(c), cwhere
             )
         return sql.SQL(
-            "LEFT JOIN LATERAL (SELECT coalesce(json_agg({obj} ORDER BY {o}), '[]'::json) AS v{count}"
-            " FROM ({page}) {a} {inner}) {x} ON true"
+            "LEFT JOIN LATERAL (SELECT coalesce(json_agg({obj} ORDER BY {o}) FILTER (WHERE {a}.sta_rn <= {top}),"
+            " '[]'::json) AS v, count(*) > {top} AS more{count} FROM ({page}) {a} {inner}) {x} ON true"
         ).format(
-            obj=obj,
-            o=sql.SQL(", ").join(order),
-            count=count,
-            page=page,
-            a=sql.Identifier(a),
-            inner=sql.SQL(" ").join(inner),
-            x=sql.Identifier(x),
-        )
+            obj=obj, o=order, a=sql.Identifier(a), top=top, count=count, page=page,
+            inner=sql.SQL(" ").join(inner), x=sql.Identifier(x),
+        )  # fmt: skip
 
     def _page_statement(
         self,
@@ -1115,9 +1187,10 @@ class Translator:
         order: list[sql.Composable],
         limit: int,
         skip: int,
+        base: sql.Composable,
     ) -> sql.Composed:
         laterals: list[sql.Composable] = []
-        obj = self._object(b, plan, "a0", laterals)
+        obj = self._object(b, plan, "a0", laterals, base)
         order_sql = sql.SQL(", ").join(order)
         page = sql.SQL("SELECT a0.* FROM {t} a0 WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}").format(
             t=sql.Identifier(entity.table),
@@ -1126,7 +1199,7 @@ class Translator:
             lim=b.params.add(limit, "bigint"),
             off=b.params.add(skip, "bigint"),
         )
-        return sql.SQL("SELECT {obj} AS e FROM ({page}) a0 {laterals} ORDER BY {o}").format(
+        return sql.SQL("SELECT ({obj})::text AS e FROM ({page}) a0 {laterals} ORDER BY {o}").format(
             obj=obj, page=page, laterals=sql.SQL(" ").join(laterals), o=order_sql
         )
 
