@@ -407,7 +407,7 @@ class _Builder:
         if x.type == "result":
             column = {"number": "result_number", "string": "result_text", "bool": "result_boolean"}.get(want)
             if column is None:
-                raise _err(f"result cannot be used as {want}", x.column)
+                raise _err(f"result cannot be used as {_HUMAN_TYPE.get(want, want)}", x.column)
             return Typed(em.col(x.alias, column), want, column=x.column)
         if x.type == "json":
             jtype = {"number": "number", "string": "string", "bool": "boolean", "datetime": "string"}[want]
