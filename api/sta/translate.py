@@ -645,11 +645,14 @@ def _arity(node: ast.Call, args: list[Typed], *counts: int) -> None:
         raise _err(f"{node.name}() takes {want} argument(s), got {len(args)}", node.column)
 
 
-def _string_fn(template: str, out: str, n: tuple[int, ...], kinds: tuple[str, ...]) -> Callable[..., Typed]:
+def _string_fn(templates: str | tuple[str, ...], out: str, n: tuple[int, ...], kinds: tuple[str, ...]) -> Callable[..., Typed]:
+    """A function of strings (and numbers); one template per accepted arity, in ``n`` order."""
+    variants = (templates,) if isinstance(templates, str) else templates
+
     def handler(b: _Builder, node: ast.Call, args: list[Typed]) -> Typed:
         _arity(node, args, *n)
         coerced = [b.as_type(a, kinds[min(i, len(kinds) - 1)]).expr for i, a in enumerate(args)]
-        variant = template.split("|")[len(args) - min(n)] if "|" in template else template
+        variant = variants[n.index(len(args))]
         return Typed(sql.SQL(variant).format(*coerced), out, column=node.column)
 
     return handler
@@ -825,7 +828,7 @@ def _round(template: str) -> Callable[..., Typed]:
     return handler
 
 
-_UTC = "(({}) AT TIME ZONE 'UTC')"
+_UTC = "(({0}) AT TIME ZONE 'UTC')"
 _FUNCTIONS: dict[str, Callable[..., Typed]] = {
     # string
     "substringof": _string_fn("(strpos({1}, {0}) > 0)", "bool", (2,), ("string",)),
@@ -835,8 +838,10 @@ _FUNCTIONS: dict[str, Callable[..., Typed]] = {
     "length": _string_fn("char_length({0})", "int", (1,), ("string",)),
     "indexof": _string_fn("(strpos({0}, {1}) - 1)", "int", (2,), ("string",)),
     "substring": _string_fn(
-        "substr({0}, greatest({1}, 0)::integer + 1)"
-        "|substr({0}, greatest({1}, 0)::integer + 1, greatest({2}, 0)::integer)",
+        (
+            "substr({0}, greatest({1}, 0)::integer + 1)",
+            "substr({0}, greatest({1}, 0)::integer + 1, greatest({2}, 0)::integer)",
+        ),
         "string",
         (2, 3),
         ("string", "number"),
@@ -856,7 +861,7 @@ _FUNCTIONS: dict[str, Callable[..., Typed]] = {
         "(extract(second FROM "
         + _UTC
         + ") - floor(extract(second FROM "
-        + _UTC.replace("{}", "{0}")
+        + _UTC
         + ")))::double precision",
         "number",
     ),
@@ -867,7 +872,7 @@ _FUNCTIONS: dict[str, Callable[..., Typed]] = {
     "mindatetime": _minmax("-infinity"),
     "maxdatetime": _minmax("infinity"),
     # math
-    "round": _round("round({})"),
+    "round": _round("round(({})::numeric)::double precision"),  # halves away from zero
     "floor": _round("floor({})"),
     "ceiling": _round("ceil({})"),
 }
@@ -1064,6 +1069,8 @@ class Translator:
                         plan.nav_links.append(name)
                 else:
                     raise QueryError(f"{entity.name} has no property {name!r}", parameter="$select")
+            order = list(entity.properties)
+            plan.properties.sort(key=lambda p: order.index(p.name))
         for expand in options.expand:
             self._add_expand(plan, expand.path, expand.options, b, depth)
         return plan
