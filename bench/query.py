@@ -102,7 +102,7 @@ def _time(fn: Callable[[], Any], iterations: int, warmup: int = 5) -> tuple[list
     return samples, last
 
 
-def measure(
+def measure(  # noqa: PLR0917 - one benchmark question
     name: str,
     client: httpx.Client,
     conn: psycopg.Connection[Any],
@@ -207,35 +207,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return url, {"x": x, "t0": t0, "t1": t1}
 
         results = []
-        with api_server(db_url) as base, httpx.Client(base_url=base, timeout=60) as client:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                results.append(
-                    measure(
-                        "a: one Datastream, one day, raw",
-                        client, conn, args.iterations, q_a, bench_data.RAW_DAY,
-                        ["id", "phenomenonTime", "result"],
-                    )
-                )  # fmt: skip
-                results.append(
-                    {
-                        "question": "b: hourly averages, one Datastream, 30 days",
-                        "status": "not measured: served by the aggregation extension, which is not built yet",
-                    }
+        with (
+            api_server(db_url) as base,
+            httpx.Client(base_url=base, timeout=60) as client,
+            psycopg.connect(db_url, autocommit=True) as conn,
+        ):
+            results.append(
+                measure(
+                    "a: one Datastream, one day, raw",
+                    client, conn, args.iterations, q_a, bench_data.RAW_DAY,
+                    ["id", "phenomenonTime", "result"],
                 )
-                results.append(
-                    measure(
-                        "c: latest Observation of every Datastream ($expand ... $top=1)",
-                        client, conn, args.iterations, q_c, bench_data.LATEST_PER_DATASTREAM,
-                        ["id", "name", "obs_id", "phenomenonTime", "result"],
-                    )
-                )  # fmt: skip
-                results.append(
-                    measure(
-                        "d: $filter on result and time across all Datastreams, $top=100",
-                        client, conn, args.iterations, q_d, bench_data.FILTER_RESULT_TIME,
-                        ["id", "datastream", "phenomenonTime", "result"],
-                    )
-                )  # fmt: skip
+            )  # fmt: skip
+            results.append(
+                {
+                    "question": "b: hourly averages, one Datastream, 30 days",
+                    "status": "not measured: served by the aggregation extension, which is not built yet",
+                }
+            )
+            results.append(
+                measure(
+                    "c: latest Observation of every Datastream ($expand ... $top=1)",
+                    client, conn, args.iterations, q_c, bench_data.LATEST_PER_DATASTREAM,
+                    ["id", "name", "obs_id", "phenomenonTime", "result"],
+                )
+            )  # fmt: skip
+            results.append(
+                measure(
+                    "d: $filter on result and time across all Datastreams, $top=100",
+                    client, conn, args.iterations, q_d, bench_data.FILTER_RESULT_TIME,
+                    ["id", "datastream", "phenomenonTime", "result"],
+                )
+            )  # fmt: skip
         report["span_days"] = span.days
         report["results"] = results
     return report

@@ -645,7 +645,9 @@ def _arity(node: ast.Call, args: list[Typed], *counts: int) -> None:
         raise _err(f"{node.name}() takes {want} argument(s), got {len(args)}", node.column)
 
 
-def _string_fn(templates: str | tuple[str, ...], out: str, n: tuple[int, ...], kinds: tuple[str, ...]) -> Callable[..., Typed]:
+def _string_fn(
+    templates: str | tuple[str, ...], out: str, n: tuple[int, ...], kinds: tuple[str, ...]
+) -> Callable[..., Typed]:
     """A function of strings (and numbers); one template per accepted arity, in ``n`` order."""
     variants = (templates,) if isinstance(templates, str) else templates
 
@@ -858,11 +860,7 @@ _FUNCTIONS: dict[str, Callable[..., Typed]] = {
     "minute": _time_part("extract(minute FROM " + _UTC + ")::integer", "int"),
     "second": _time_part("floor(extract(second FROM " + _UTC + "))::integer", "int"),
     "fractionalseconds": _time_part(
-        "(extract(second FROM "
-        + _UTC
-        + ") - floor(extract(second FROM "
-        + _UTC
-        + ")))::double precision",
+        "(extract(second FROM " + _UTC + ") - floor(extract(second FROM " + _UTC + ")))::double precision",
         "number",
     ),
     "date": _time_part(_UTC + "::date", "date"),

@@ -25,7 +25,9 @@ ERROR_KEYS = {"code", "type", "message", "parameter", "column"}
         ("GET", "/Locations?$filter=geo.length(location) gt 1", None, None),
     ],
 )
-def test_error_shape(full: TestClient, plain: TestClient, method: str, path: str, status: int | None, kind: str | None) -> None:
+def test_error_shape(
+    full: TestClient, plain: TestClient, method: str, path: str, status: int | None, kind: str | None
+) -> None:
     if status is None:  # 501 on plain PostgreSQL, 200 with PostGIS
         assert full.get(ROOT + path).status_code == 200
         client, status, kind = plain, 501, "not_implemented"
@@ -81,6 +83,14 @@ def test_openapi_documents_every_path(full: TestClient) -> None:
             assert f"/v1.1/{s}({{id}})/{rel.name}/$ref" in paths
     assert "/v1.1/{path}" in paths
     collection = spec["paths"]["/v1.1/Observations"]["get"]
-    assert {p["name"] for p in collection["parameters"]} >= {"$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count"}
+    assert {p["name"] for p in collection["parameters"]} >= {
+        "$filter",
+        "$expand",
+        "$select",
+        "$orderby",
+        "$top",
+        "$skip",
+        "$count",
+    }
     entity_op = spec["paths"]["/v1.1/Things({id})"]["get"]
     assert any(p["name"] == "id" and p["in"] == "path" for p in entity_op["parameters"])

@@ -71,7 +71,8 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Things", "concat(concat(name, ' / '), description) eq 'Parking zone A / Kristiansund centre'", [2]),
     # date and time (UTC)
     ("/Datastreams(1)/Observations", "hour(phenomenonTime) eq 5", [6]),
-    ("/Observations", "year(phenomenonTime) eq 2024 and month(phenomenonTime) eq 1 and day(phenomenonTime) eq 2", [103]),
+    ("/Observations",
+     "year(phenomenonTime) eq 2024 and month(phenomenonTime) eq 1 and day(phenomenonTime) eq 2", [103]),
     ("/Datastreams(1)/Observations", "minute(resultTime) eq 5 and hour(resultTime) eq 0", [1]),
     ("/Datastreams(1)/Observations", "second(phenomenonTime) eq 0 and hour(phenomenonTime) eq 1", [2]),
     ("/Datastreams(1)/Observations", "fractionalseconds(phenomenonTime) eq 0 and result eq 10", [1]),
@@ -159,7 +160,10 @@ def test_geospatial_points_on_both_flavours(client: TestClient, path: str, expr:
 def test_stored_polygons_need_postgis(full: TestClient, plain: TestClient) -> None:
     """A point literal against stored shapes: PostGIS finds the school's polygon; without it only
     stored points take part, so nothing is found (and nothing fails)."""
-    for expr in ["geo.intersects(location, geography'POINT(5.8 59.1)')", "st_within(geography'POINT(5.8 59.1)', location)"]:
+    for expr in [
+        "geo.intersects(location, geography'POINT(5.8 59.1)')",
+        "st_within(geography'POINT(5.8 59.1)', location)",
+    ]:
         assert ids(full, "/Locations", {"$filter": expr}) == [3]
         assert ids(plain, "/Locations", {"$filter": expr}) == []
 
@@ -180,7 +184,9 @@ def test_geospatial_shapes_with_postgis(full: TestClient, path: str, expr: str, 
 
 
 @pytest.mark.parametrize(("path", "expr", "expected"), POSTGIS_ONLY, ids=[g[1][:60] for g in POSTGIS_ONLY])
-def test_geospatial_shapes_without_postgis_are_501(plain: TestClient, path: str, expr: str, expected: list[int]) -> None:
+def test_geospatial_shapes_without_postgis_are_501(
+    plain: TestClient, path: str, expr: str, expected: list[int]
+) -> None:
     error = body(plain, path, {"$filter": expr}, status=501)
     assert error["type"] == "not_implemented" and "PostGIS" in error["message"] and error["parameter"] == "$filter"
 
@@ -213,7 +219,11 @@ def test_orderby(client: TestClient, path: str, orderby: str, expected: list[int
 
 
 def test_top_skip_count_next_link(client: TestClient) -> None:
-    page = body(client, "/Datastreams(1)/Observations", {"$top": "5", "$skip": "10", "$count": "true", "$filter": "result ge 12"})
+    page = body(
+        client,
+        "/Datastreams(1)/Observations",
+        {"$top": "5", "$skip": "10", "$count": "true", "$filter": "result ge 12"},
+    )
     assert page["@iot.count"] == 22
     assert [e["@iot.id"] for e in page["value"]] == [13, 14, 15, 16, 17]
     link = page["@iot.nextLink"]
@@ -222,18 +232,26 @@ def test_top_skip_count_next_link(client: TestClient) -> None:
     following = client.get(link).json()
     assert [e["@iot.id"] for e in following["value"]] == [18, 19, 20, 21, 22]
     assert body(client, "/Things", {"$count": "false"}).keys() == {"value"}
-    assert body(client, "/Things", {"$top": "0", "$count": "true"}) == {
-        "@iot.count": 3,
-        "@iot.nextLink": f"{ROOT}/Things?$count=true&$top=0&$skip=0",
-        "value": [],
-    } or body(client, "/Things", {"$top": "0", "$count": "true"})["value"] == []
+    assert (
+        body(client, "/Things", {"$top": "0", "$count": "true"})
+        == {
+            "@iot.count": 3,
+            "@iot.nextLink": f"{ROOT}/Things?$count=true&$top=0&$skip=0",
+            "value": [],
+        }
+        or body(client, "/Things", {"$top": "0", "$count": "true"})["value"] == []
+    )
 
 
 def test_select(client: TestClient) -> None:
     things = body(client, "/Things", {"$select": "name"})["value"]
     assert things == [{"name": "Bodø air station"}, {"name": "Parking zone A"}, {"name": "Rennesøy school"}]
     one = body(client, "/Things(1)", {"$select": "id,name,Datastreams"})
-    assert one == {"@iot.id": 1, "name": "Bodø air station", "Datastreams@iot.navigationLink": f"{ROOT}/Things(1)/Datastreams"}
+    assert one == {
+        "@iot.id": 1,
+        "name": "Bodø air station",
+        "Datastreams@iot.navigationLink": f"{ROOT}/Things(1)/Datastreams",
+    }
     obs = body(client, "/Observations(201)", {"$select": "result,@iot.id,@iot.selfLink"})
     assert obs == {"@iot.id": 201, "@iot.selfLink": f"{ROOT}/Observations(201)", "result": True}
     assert body(client, "/Things(1)", {"$select": "*"})["@iot.selfLink"] == f"{ROOT}/Things(1)"
@@ -289,7 +307,9 @@ def test_expand_with_filter_and_count(client: TestClient) -> None:
 
 
 def test_latest_observation_of_every_datastream(client: TestClient) -> None:
-    page = body(client, "/Datastreams", {"$top": "1000", "$expand": "Observations($top=1;$orderby=phenomenonTime desc)"})
+    page = body(
+        client, "/Datastreams", {"$top": "1000", "$expand": "Observations($top=1;$orderby=phenomenonTime desc)"}
+    )
     latest = {d["@iot.id"]: [o["@iot.id"] for o in d["Observations"]] for d in page["value"]}
     assert latest == {1: [24], 2: [103], 3: [204], 4: []}
 

@@ -84,7 +84,8 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("Thing", "length(name) gt 3", '(char_length("a0"."name") > %(p0)s::bigint)', {"p0": 3}),
     ("Observation", "round(result) eq 4", '(round("a0"."result_number") = %(p0)s::bigint)', {"p0": 4}),
     ("Location", "geo.distance(location, geography'POINT(14 67)') lt 1",
-     '(sqrt(power("a0"."point_lon" - %(p0)s::double precision, 2) + power("a0"."point_lat" - %(p1)s::double precision, 2))'
+     '(sqrt(power("a0"."point_lon" - %(p0)s::double precision, 2)'
+     ' + power("a0"."point_lat" - %(p1)s::double precision, 2))'
      " < %(p2)s::bigint)", {"p0": 14.0, "p1": 67.0, "p2": 1}),
 ]  # fmt: skip
 
@@ -186,7 +187,8 @@ REJECTED: list[tuple[str, str, type[Exception], str]] = [
     ("Observation", "result gt 2024-01-01T00:00:00Z", QueryError, "result cannot be used as a date-time"),
     ("Observation", "hour(result) eq 1", QueryError, "result cannot be used as a date-time"),
     ("Location", "geo.length(location) gt 1", NotImplementedQuery, "needs PostGIS"),
-    ("Location", "st_touches(location, geography'POLYGON((0 0, 1 0, 1 1, 0 0))')", NotImplementedQuery, "needs PostGIS"),
+    ("Location", "st_touches(location, geography'POLYGON((0 0, 1 0, 1 1, 0 0))')", NotImplementedQuery,
+     "needs PostGIS"),
     ("Location", "st_relate(location, geography'POINT(1 2)', 'T********')", NotImplementedQuery, "needs PostGIS"),
     ("Location", "geo.intersects(location, geography'LINESTRING(0 0, 1 1)')", NotImplementedQuery, "needs PostGIS"),
     ("Datastream", "geo.intersects(observedArea, geography'POINT(1 2)')", NotImplementedQuery, "needs PostGIS"),
