@@ -82,7 +82,8 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("Thing", "substringof('air', name)", '(strpos("a0"."name", %(p0)s::text) > 0)', {"p0": "air"}),
     ("Thing", "tolower(name) eq 'x'", '(lower("a0"."name") = %(p0)s::text)', {"p0": "x"}),
     ("Thing", "length(name) gt 3", '(char_length("a0"."name") > %(p0)s::bigint)', {"p0": 3}),
-    ("Observation", "round(result) eq 4", '(round("a0"."result_number") = %(p0)s::bigint)', {"p0": 4}),
+    ("Observation", "round(result) eq 4", '(round(("a0"."result_number")::numeric)::double precision = %(p0)s::bigint)',
+     {"p0": 4}),
     ("Location", "geo.distance(location, geography'POINT(14 67)') lt 1",
      '(sqrt(power("a0"."point_lon" - %(p0)s::double precision, 2)'
      ' + power("a0"."point_lat" - %(p1)s::double precision, 2))'
