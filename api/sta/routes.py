@@ -88,6 +88,11 @@ def serve(request: Request, rest: str) -> Response:
     try:
         path = parse_resource_path(rest)
         options = parse_query_options(request.query_params.multi_items())
+        if options.result_format is not None and options.result_format.lower() != "default":
+            raise NotImplementedQuery(
+                f"result format {options.result_format!r} is not served yet (only the default)",
+                parameter="$resultFormat",
+            )
         if path.property is not None:
             return _property(context, path)
         if path.single:

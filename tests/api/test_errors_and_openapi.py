@@ -23,6 +23,7 @@ ERROR_KEYS = {"code", "type", "message", "parameter", "column"}
         ("POST", "/Things", 405, "method_not_allowed"),
         ("DELETE", "/Things(1)", 405, "method_not_allowed"),
         ("GET", "/Locations?$filter=geo.length(location) gt 1", None, None),
+        ("GET", "/Observations?$resultFormat=dataArray", 501, "not_implemented"),
     ],
 )
 def test_error_shape(
