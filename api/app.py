@@ -46,7 +46,7 @@ def create_app(
                 ServerFeatures(postgis=features.postgis_installed is not None),
                 Limits(default_top=min(default_top, max_top), max_top=max_top),
             )
-            app.state.sta = StaContext(pool, translator, public_url.rstrip("/") + PREFIX)
+            app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
             yield
         finally:
             pool.close()

@@ -24,7 +24,9 @@ def configure_connection(conn: psycopg.Connection[Any], *, statement_timeout_ms:
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(statement_timeout_ms))))
 
 
-def fetch_column(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> list[Any]:
+def fetch_column(
+    conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Mapping[str, Any]
+) -> list[Any]:
     """The first column of every row (the translator's statements return one json column ``e``).
 
     Statements are bounded by their LIMIT, so the page is fetched whole before any byte of
@@ -35,6 +37,6 @@ def fetch_column(conn: psycopg.Connection[Any], statement: sql.Composed, params:
         return [row[0] for row in cur.fetchall()]
 
 
-def fetch_scalar(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> Any:
+def fetch_scalar(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Mapping[str, Any]) -> Any:
     row = conn.execute(statement, params).fetchone()
     return None if row is None else row[0]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any
 
 import orjson
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from api.errors import ApiError
@@ -45,10 +47,12 @@ class StaContext:
     pool: ConnectionPool
     translator: Translator
     base_url: str  # absolute, ending in /v1.1
+    planner: Callable[[str, tuple[tuple[str, str], ...]], Planned]
 
-    @property
-    def root(self) -> str:
-        return self.base_url
+    @classmethod
+    def create(cls, pool: ConnectionPool, translator: Translator, base_url: str, cache_size: int = 256) -> StaContext:
+        planner = lru_cache(maxsize=cache_size)(partial(plan_request, translator, base_url))
+        return cls(pool, translator, base_url, planner)
 
 
 def _context(request: Request) -> StaContext:
@@ -63,10 +67,14 @@ def service_root(base_url: str) -> dict[str, Any]:
     }
 
 
-def _run(context: StaContext, query: SqlQuery) -> list[Any]:
+def _run(context: StaContext, planned: Planned) -> list[Any]:
+    return _fetch(context, planned.statement, planned.query.params)
+
+
+def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
     try:
         with context.pool.connection() as conn:
-            return store.fetch_column(conn, query.statement, query.params)
+            return store.fetch_column(conn, statement, params)
     except psycopg.errors.QueryCanceled as exc:
         raise ApiError(503, "the query took too long; narrow it with $filter or a smaller $top") from exc
     except psycopg.errors.DataError as exc:
@@ -80,24 +88,49 @@ def _count(context: SqlQuery, sta: StaContext) -> int | None:
         return int(store.fetch_scalar(conn, context.count_statement, context.params))
 
 
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A request translated: what to run and how to answer. Pure, so it is cached per request text."""
+
+    path: ResourcePath
+    options: ast.QueryOptions
+    query: SqlQuery
+    statement: sql.SQL  # the statement rendered once
+
+
+def plan_request(translator: Translator, base_url: str, rest: str, items: tuple[tuple[str, str], ...]) -> Planned:
+    """Resource path + query options -> statement (raises PathNotFound / QueryError)."""
+    path = parse_resource_path(rest)
+    options = parse_query_options(items)
+    if options.result_format is not None and options.result_format.lower() != "default":
+        raise NotImplementedQuery(
+            f"result format {options.result_format!r} is not served yet (only the default)", parameter="$resultFormat"
+        )
+    if path.property is not None:
+        query = translator.property(path.steps, path.property)
+    elif path.single:
+        if path.ref:
+            options = ast.QueryOptions(select=(ast.SelectItem(("@iot.selfLink",)),))
+        query = translator.entity(path.steps, options, base_url)
+    elif path.ref:
+        query = translator.refs(path.steps, options, base_url)
+    else:
+        query = translator.collection(path.steps, options, base_url)
+    return Planned(path, options, query, sql.SQL(query.statement.as_string(None)))
+
+
 def serve(request: Request, rest: str) -> Response:
     """Answer ``GET /v1.1/<rest>`` (rest: the resource path after the version)."""
     context = _context(request)
     if not rest.strip("/"):
         return _json(service_root(context.base_url))
     try:
-        path = parse_resource_path(rest)
-        options = parse_query_options(request.query_params.multi_items())
-        if options.result_format is not None and options.result_format.lower() != "default":
-            raise NotImplementedQuery(
-                f"result format {options.result_format!r} is not served yet (only the default)",
-                parameter="$resultFormat",
-            )
-        if path.property is not None:
-            return _property(context, path)
-        if path.single:
-            return _single(context, path, options)
-        return _collection(request, context, path, options)
+        planned = context.planner(rest, tuple(request.query_params.multi_items()))
+        if planned.path.property is not None:
+            return _property(context, planned)
+        if planned.path.single:
+            return _single(context, planned)
+        return _collection(request, context, planned)
     except PathNotFound as exc:
         raise ApiError(404, str(exc)) from exc
     except NotImplementedQuery as exc:
@@ -110,9 +143,10 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _property(context: StaContext, path: ResourcePath) -> Response:
+def _property(context: StaContext, planned: Planned) -> Response:
+    path = planned.path
     assert path.property is not None
-    rows = _run(context, context.translator.property(path.steps, path.property))
+    rows = _run(context, planned)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
     value = orjson.loads(rows[0]).get(path.property)
@@ -128,27 +162,22 @@ def _step_text(step: Any) -> str:
     return step.name if step.id is None else f"{step.name}({step.id})"
 
 
-def _single(context: StaContext, path: ResourcePath, options: ast.QueryOptions) -> Response:
-    translator = context.translator
-    if path.ref:
-        options = ast.QueryOptions(select=(ast.SelectItem(("@iot.selfLink",)),))
-    rows = _run(context, translator.entity(path.steps, options, context.base_url))
+def _single(context: StaContext, planned: Planned) -> Response:
+    rows = _run(context, planned)
     if not rows:
-        raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
+        raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in planned.path.steps)}")
     return Response(rows[0].encode(), media_type="application/json")
 
 
-def _collection(request: Request, context: StaContext, path: ResourcePath, options: ast.QueryOptions) -> Response:
-    translator = context.translator
-    if path.ref:
-        query = translator.refs(path.steps, options, context.base_url)
-    else:
-        query = translator.collection(path.steps, options, context.base_url)
-    rows = _run(context, query)
+def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
+    path, query, options = planned.path, planned.query, planned.options
+    rows = _run(context, planned)
     if not rows and any(step.id is not None for step in path.steps):
         parent = path.steps[:-1]
-        if parent and not _run(context, context.translator.exists(parent)):
-            raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
+        if parent:
+            check = context.translator.exists(parent)
+            if not _fetch(context, check.statement, check.params):
+                raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
     count = _count(query, context)
     next_url = None
     if len(rows) > query.top:
@@ -216,6 +245,14 @@ def build_router() -> APIRouter:
             openapi_extra={"parameters": params + QUERY_PARAMETERS},
         )
 
+    # Every route below calls the same handler, so the catch-all goes first: a request matches
+    # after two patterns instead of trying ~170; the explicit routes are there for OpenAPI.
+    add(
+        "/{path:path}",
+        "Nested resource paths",
+        "Navigation of any depth, e.g. Things(1)/Datastreams(2)/Observations or Datastreams(1)/Thing/Locations, "
+        "ending in an entity, a collection, a property, $value or $ref.",
+    )
     for e in em.ENTITY_SETS.values():
         add(f"/{e.set_name}", f"The {e.set_name} collection")
         add(f"/{e.set_name}/$ref", f"Self links of the {e.set_name} collection")
@@ -230,10 +267,4 @@ def build_router() -> APIRouter:
             add(f"/{e.set_name}({{id}})/{rel.name}/$ref", f"Self links of a {e.name}'s {rel.name}")
             if rel.many:
                 add(f"/{e.set_name}({{id}})/{rel.name}({{id2}})", f"One {target.name} of a {e.name}")
-    add(
-        "/{path:path}",
-        "Nested resource paths",
-        "Navigation of any depth, e.g. Things(1)/Datastreams(2)/Observations or Datastreams(1)/Thing/Locations, "
-        "ending in an entity, a collection, a property, $value or $ref.",
-    )
     return router
