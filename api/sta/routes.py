@@ -180,8 +180,9 @@ def _collection(request: Request, context: StaContext, planned: Planned) -> Resp
                 raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
     count = _count(query, context)
     next_url = None
-    if len(rows) > query.top:
-        rows = rows[: query.top]
+    more = len(rows) > query.top  # the statement asks for one row more than the page
+    rows = rows[: query.top]
+    if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
         url = f"{context.base_url}/{request.url.path.split(PREFIX + '/', 1)[1]}"
         next_url = links.next_link(url, options.raw, query.top, query.skip + query.top)
     chunks = render.collection_chunks(rows, count=count, next_url=next_url)

@@ -1126,7 +1126,7 @@ class Translator:
             if expansion.count:
                 items.append(sql.SQL("{}, {}.n").format(sql.Literal(name + "@iot.count"), sql.Identifier(x)))
             items.append(sql.SQL("{}, {}.v").format(sql.Literal(name), sql.Identifier(x)))
-            if expansion.relation.many:
+            if expansion.relation.many and expansion.top > 0:
                 paged.append((name, expansion, x))
         if len(items) > 50:  # json_build_object takes at most 100 arguments
             raise QueryError("too many properties and expansions on one level", parameter="$expand")

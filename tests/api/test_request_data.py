@@ -232,15 +232,11 @@ def test_top_skip_count_next_link(client: TestClient) -> None:
     following = client.get(link).json()
     assert [e["@iot.id"] for e in following["value"]] == [18, 19, 20, 21, 22]
     assert body(client, "/Things", {"$count": "false"}).keys() == {"value"}
-    assert (
-        body(client, "/Things", {"$top": "0", "$count": "true"})
-        == {
-            "@iot.count": 3,
-            "@iot.nextLink": f"{ROOT}/Things?$count=true&$top=0&$skip=0",
-            "value": [],
-        }
-        or body(client, "/Things", {"$top": "0", "$count": "true"})["value"] == []
-    )
+    # $top=0 asks only for the count: no next link (it would point at the same empty page)
+    assert body(client, "/Things", {"$top": "0", "$count": "true"}) == {"@iot.count": 3, "value": []}
+    expanded = body(client, "/Datastreams(1)", {"$expand": "Observations($top=0;$count=true)"})
+    assert expanded["Observations"] == [] and expanded["Observations@iot.count"] == 24
+    assert "Observations@iot.nextLink" not in expanded
 
 
 def test_select(client: TestClient) -> None:
