@@ -17,27 +17,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import socket
 import statistics
-import threading
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import orjson
 import psycopg
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from api.app import create_app
+from api.sta import render, routes
+from api.sta.translate import Limits, ServerFeatures, Translator
 from bydata.settings import get_settings
 from store import bench_data
+from store import sta as store_sta
+from store.features import detect
 from store.migrations import upgrade
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -66,22 +72,42 @@ def scratch_database(server_url: str, keep: bool) -> Iterator[str]:
 
 @contextmanager
 def api_server(db_url: str) -> Iterator[str]:
+    """``bydata api`` in its own process (as in production), on a free loopback port; ended by PID."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    app = create_app(db_url, pool_min=2, pool_max=4, public_url=base, default_top=100, max_top=10_000)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, name="bench-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline and thread.is_alive():
-        time.sleep(0.05)
-    if not server.started:
-        raise RuntimeError("the API did not start")
+    env = {
+        **os.environ,
+        "BYDATA_DATABASE_URL": db_url,
+        "BYDATA_API_HOST": "127.0.0.1",
+        "BYDATA_API_PORT": str(port),
+        "BYDATA_PUBLIC_URL": base,
+        "BYDATA_LOG_LEVEL": "WARNING",
+        "BYDATA_STA_MAX_TOP": "10000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bydata.cli", "api"], env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
     try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"bydata api exited with {proc.returncode}")
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("bydata api did not become healthy in 60 s")
         yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -102,6 +128,30 @@ def _time(fn: Callable[[], Any], iterations: int, warmup: int = 5) -> tuple[list
     return samples, last
 
 
+class InProcess:
+    """The API's own work without HTTP: parse, translate, run, write the body (as a route does)."""
+
+    def __init__(self, db_url: str, base: str) -> None:
+        self.conn = psycopg.connect(db_url)
+        store_sta.configure_connection(self.conn)
+        features = detect(self.conn)
+        self.translator = Translator(
+            ServerFeatures(postgis=features.postgis_installed is not None), Limits(100, 10_000)
+        )
+        self.base = base + "/v1.1"
+
+    def __call__(self, url: str) -> int:
+        parts = urlsplit(url)
+        rest = parts.path.split("/v1.1/", 1)[1]
+        planned = routes.plan_request(self.translator, self.base, rest, tuple(parse_qsl(parts.query)))
+        rows = store_sta.fetch_column(self.conn, planned.statement, planned.query.params)
+        body = b"".join(render.collection_chunks(rows[: planned.query.top], count=None, next_url=None))
+        return len(body)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def measure(  # noqa: PLR0917 - one benchmark question
     name: str,
     client: httpx.Client,
@@ -110,10 +160,15 @@ def measure(  # noqa: PLR0917 - one benchmark question
     make: Callable[[random.Random], tuple[str, dict[str, Any]]],
     statement: sql.Composed,
     columns: list[str],
+    inproc: InProcess,
 ) -> dict[str, Any]:
-    """Same sequence of questions both ways (seeded), alternating so both see the same cache state."""
-    rng_api, rng_sql, rng_ser = random.Random(7), random.Random(7), random.Random(7)
+    """Same sequence of questions each way (seeded): HTTP, in process, raw SQL, SQL plus JSON."""
+    rng_api, rng_sql, rng_ser, rng_in = (random.Random(7) for _ in range(4))
     expected_rows: list[int] = []
+
+    def in_process() -> int:
+        url, _ = make(rng_in)
+        return inproc(url)
 
     def api() -> int:
         url, _ = make(rng_api)
@@ -135,16 +190,20 @@ def measure(  # noqa: PLR0917 - one benchmark question
     sql_samples, _ = _time(raw, iterations)
     ser_samples, _ = _time(raw_serialised, iterations)
     api_samples, size = _time(api, iterations)
+    in_samples, _ = _time(in_process, iterations)
     sta, base, ser = _percentiles(api_samples), _percentiles(sql_samples), _percentiles(ser_samples)
+    inp = _percentiles(in_samples)
     return {
         "question": name,
         "sta": sta,
+        "sta_without_http": inp,
         "sql": base,
         "sql_serialised": ser,
         "rows_per_sql_answer": round(statistics.mean(expected_rows), 1) if expected_rows else 0,
         "sta_response_bytes": size,
         "p95_ratio_to_sql": round(sta["p95_ms"] / base["p95_ms"], 2) if base["p95_ms"] else None,
         "p95_ratio_to_sql_serialised": round(sta["p95_ms"] / ser["p95_ms"], 2) if ser["p95_ms"] else None,
+        "p95_ratio_without_http_to_sql_serialised": round(inp["p95_ms"] / ser["p95_ms"], 2) if ser["p95_ms"] else None,
     }
 
 
@@ -176,6 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 conn, datastreams=args.datastreams, observations=args.observations, start=START, days=args.days
             )
             report["load"] = {"rows": copied, "seconds": round(time.perf_counter() - t0, 1)}
+        bench_data.settle(db_url)
         n_ds = args.datastreams
         per_stream = max(1, args.observations // n_ds)
         span = timedelta(days=args.days)
@@ -212,11 +272,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             httpx.Client(base_url=base, timeout=60) as client,
             psycopg.connect(db_url, autocommit=True) as conn,
         ):
+            inproc = InProcess(db_url, base)
             results.append(
                 measure(
                     "a: one Datastream, one day, raw",
                     client, conn, args.iterations, q_a, bench_data.RAW_DAY,
-                    ["id", "phenomenonTime", "result"],
+                    ["id", "phenomenonTime", "result"], inproc,
                 )
             )  # fmt: skip
             results.append(
@@ -229,16 +290,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 measure(
                     "c: latest Observation of every Datastream ($expand ... $top=1)",
                     client, conn, args.iterations, q_c, bench_data.LATEST_PER_DATASTREAM,
-                    ["id", "name", "obs_id", "phenomenonTime", "result"],
+                    ["id", "name", "obs_id", "phenomenonTime", "result"], inproc,
                 )
             )  # fmt: skip
             results.append(
                 measure(
                     "d: $filter on result and time across all Datastreams, $top=100",
                     client, conn, args.iterations, q_d, bench_data.FILTER_RESULT_TIME,
-                    ["id", "datastream", "phenomenonTime", "result"],
+                    ["id", "datastream", "phenomenonTime", "result"], inproc,
                 )
             )  # fmt: skip
+            inproc.close()
         report["span_days"] = span.days
         report["results"] = results
     return report

@@ -76,9 +76,13 @@ def load(
             )
         )
     conn.commit()
-    conn.execute("ANALYZE")
-    conn.commit()
     return copied
+
+
+def settle(url: str) -> None:
+    """VACUUM ANALYZE: visibility map and statistics as a running server has them."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
 
 
 # The questions of bench/query.py, asked directly.
