@@ -1023,8 +1023,9 @@ class Translator:
             if any(h.relation.many for h in ctx.hops):
                 raise QueryError("cannot order by a property of a to-many navigation", parameter="$orderby")
             direction = sql.SQL(" DESC" if item.descending else "")
-            if x.type in ("geometry", "geoliteral"):
-                raise QueryError("cannot order by a geometry", parameter="$orderby", column=x.column)
+            if x.type == "geoliteral":
+                raise QueryError("cannot order by a literal geometry", parameter="$orderby", column=x.column)
+            # JSON values and geometries order by their jsonb (PostgreSQL's total order on jsonb)
             if x.type == "result":
                 for column in ("result_number", "result_boolean", "result_text"):
                     keys.append(sql.SQL("{}{}").format(em.col(x.alias, column), direction))

@@ -210,12 +210,21 @@ ORDERS = [
     ("/Observations", "Datastream/name desc, phenomenonTime desc", [103, 102, 101, *reversed(DS1), 204, 203, 202, 201]),
     ("/HistoricalLocations", "time", [3, 1, 2]),
     ("/Things", "length(name)", [2, 3, 1]),
+    # JSON and geometry properties order by their JSON value (the conformance suite asks for it)
+    ("/Sensors", "metadata", [1, 2]),
+    ("/Datastreams", "unitOfMeasurement, id", [3, 1, 2, 4]),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "orderby", "expected"), ORDERS, ids=[o[1] for o in ORDERS])
 def test_orderby(client: TestClient, path: str, orderby: str, expected: list[int]) -> None:
     assert ids(client, path, {"$orderby": orderby, "$top": "100"}) == expected
+
+
+def test_orderby_geometry_is_a_total_order(client: TestClient) -> None:
+    ascending = ids(client, "/Locations", {"$orderby": "location"})
+    assert sorted(ascending) == [1, 2, 3]
+    assert ids(client, "/Locations", {"$orderby": "location desc"}) == list(reversed(ascending))
 
 
 def test_top_skip_count_next_link(client: TestClient) -> None:
