@@ -150,7 +150,7 @@ def _property(context: StaContext, planned: Planned) -> Response:
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
     value = orjson.loads(rows[0]).get(path.property)
-    if value is None:
+    if path.value and value is None:  # a null has no raw value
         return Response(status_code=204)
     if path.value:
         text = value if isinstance(value, str) else orjson.dumps(value).decode()

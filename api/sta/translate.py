@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,6 +243,7 @@ class Typed:
     prop: Property | None = None
     shape: ast.Shape | None = None
     column: int = 1
+    literal: str | None = None  # the text of a string literal (a quoted time may stand for a time)
 
 
 @dataclass(slots=True)
@@ -322,7 +324,7 @@ class _Builder:
         if lit.kind == "null":
             return Typed(sql.SQL("NULL"), "null", column=lit.column)
         if lit.kind == "string":
-            return Typed(self.params.add(v, "text"), "string", column=lit.column)
+            return Typed(self.params.add(v, "text"), "string", column=lit.column, literal=str(v))
         if lit.kind == "int":
             return Typed(self.params.add(v, "bigint"), "int", column=lit.column)
         if lit.kind == "float":
@@ -529,9 +531,11 @@ class _Builder:
         types = {left.type, right.type}
         timeish = {"datetime", "time_object", "date"}
         if left.type in timeish or right.type in timeish:
-            for a, b in ((left, right), (right, left)):
+            sides = [left, right]
+            for i, (a, b) in enumerate(((left, right), (right, left))):
                 if a.type in ("datetime", "time_object") and b.type == "string":
-                    raise _err("compare times with a date-time literal such as 2024-01-01T00:00:00Z", b.column)
+                    sides[1 - i] = self._quoted_time(b)
+            left, right = sides
             if left.type == right.type == "date":
                 return left, right
             out = []
@@ -554,6 +558,17 @@ class _Builder:
             f"cannot compare {_HUMAN_TYPE.get(left.type, left.type)} with {_HUMAN_TYPE.get(right.type, right.type)}",
             column,
         )
+
+    def _quoted_time(self, x: Typed) -> Typed:
+        """A quoted ISO 8601 date-time compared with a time (clients send '2015-03-02T00:00:00.000Z')."""
+        text = (x.literal or "").strip()
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            value = None
+        if value is None or value.tzinfo is None or "T" not in text.upper():
+            raise _err("compare times with a date-time with zone, such as 2024-01-01T00:00:00Z", x.column)
+        return Typed(self.params.add(value, "timestamptz"), "datetime", column=x.column)
 
     def _compare_time(self, op: str, left: Typed, right: Typed) -> sql.Composable:
         """Time objects: an interval is before X when it ends before X, after X when it starts after X."""

@@ -89,6 +89,8 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Datastreams(1)/Observations", "phenomenonTime lt 2024-01-01T01:30:00Z", [1, 2]),
     ("/Datastreams(1)/Observations", "phenomenonTime gt now() sub duration'P10000D'", DS1),
     ("/Datastreams(1)/Observations", "resultTime le 2024-01-01T00:05:00Z", [1]),
+    ("/Datastreams(1)/Observations", "phenomenonTime gt '2024-01-01T22:00:00.000Z'", [24]),
+    ("/HistoricalLocations", "time lt '2024-01-01T00:00:00.000Z'", [3]),
     # time intervals: before X when they end before X, after X when they start after it
     ("/Datastreams(2)/Observations", "phenomenonTime le 2024-01-01T01:00:00Z", [101]),
     ("/Datastreams(2)/Observations", "phenomenonTime lt 2024-01-01T01:30:00Z", [101]),

@@ -202,8 +202,13 @@ def test_property_and_value(client: TestClient) -> None:
     assert raw.headers["content-type"].startswith("text/plain")
     assert client.get(ROOT + "/Observations(1)/result/$value").text == "10"
     assert client.get(ROOT + "/Observations(1)/phenomenonTime/$value").text == "2024-01-01T00:00:00Z"
-    # a null property has no content
-    assert client.get(ROOT + "/Observations(1)/validTime").status_code == 204
+    # a null property is {name: null}; its raw value has no content
+    assert get(client, "/Observations(1)/validTime") == {"validTime": None}
+    assert client.get(ROOT + "/Observations(1)/validTime/$value").status_code == 204
+    # $value of an object is its JSON; of anything else, plain text without braces
+    assert client.get(ROOT + "/Locations(1)/location/$value").text.startswith("{")
+    assert client.get(ROOT + "/Datastreams(1)/unitOfMeasurement/$value").json()["symbol"] == "µg/m³"
+    assert "{" not in client.get(ROOT + "/Sensors(1)/metadata/$value").text
     assert client.get(ROOT + "/Things(1)/Datastreams(2)/name").json() == {"name": "PM2.5 Bodø"}
 
 
@@ -213,6 +218,8 @@ def test_ref(client: TestClient) -> None:
         "value": [{"@iot.selfLink": f"{ROOT}/Datastreams(1)"}, {"@iot.selfLink": f"{ROOT}/Datastreams(2)"}]
     }
     assert get(client, "/Datastreams(1)/Thing/$ref") == {"@iot.selfLink": f"{ROOT}/Things(1)"}
+    assert get(client, "/Things/$ref") == {"value": [{"@iot.selfLink": f"{ROOT}/Things({i})"} for i in (1, 2, 3)]}
+    assert get(client, "/Things(2)/$ref") == {"@iot.selfLink": f"{ROOT}/Things(2)"}
     page = get(client, "/Datastreams(1)/Observations/$ref?$top=2&$count=true")
     assert page["@iot.count"] == 24
     assert page["value"] == [{"@iot.selfLink": f"{ROOT}/Observations(1)"}, {"@iot.selfLink": f"{ROOT}/Observations(2)"}]
