@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
