@@ -244,6 +244,7 @@ class Typed:
     shape: ast.Shape | None = None
     column: int = 1
     literal: str | None = None  # the text of a string literal (a quoted time may stand for a time)
+    is_id: bool = False
 
 
 @dataclass(slots=True)
@@ -361,7 +362,7 @@ class _Builder:
         if seg.name in ("id", "@iot.id"):
             if rest or seg.indexes:
                 raise _err("id has no sub-properties", p.column)
-            return Typed(em.col(alias, "id"), "int", column=p.column)
+            return Typed(em.col(alias, "id"), "int", column=p.column, is_id=True)
         prop = entity.property(seg.name)
         if prop is None:
             raise _err(f"{entity.name} has no property or navigation property {seg.name!r}", p.column)
@@ -544,6 +545,10 @@ class _Builder:
             return out[0], out[1]
         if types <= {"json"}:
             return left, right
+        for i, (a, b) in enumerate(((left, right), (right, left))):
+            if a.is_id and b.type == "string" and (b.literal or "").isdigit():  # id eq '7'
+                quoted = Typed(self.params.add(int(b.literal or "0"), "bigint"), "int", column=b.column)
+                return (a, quoted) if i == 0 else (quoted, a)
         if "json" in types or "result" in types:
             other = right if left.type in ("json", "result") else left
             want = "number" if other.type in ("json", "result", "number", "int") else other.type

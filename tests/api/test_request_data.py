@@ -125,6 +125,7 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/HistoricalLocations", "Thing/name eq 'Bodø air station'", [1, 3]),
     ("/Things", "not (Datastreams/name eq 'PM10 Bodø')", [2, 3]),
     ("/Things", "id eq 2 or @iot.id eq 3", [2, 3]),
+    ("/Observations", "FeatureOfInterest/id eq '2' and result eq true", [201]),
 ]  # fmt: skip
 
 
