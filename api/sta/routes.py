@@ -8,7 +8,8 @@ every path; deeper navigation paths fall through to the catch-all route.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any
@@ -18,7 +19,7 @@ import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.errors import ApiError
 from api.sta import entities as em
@@ -71,20 +72,28 @@ def _run(context: StaContext, planned: Planned) -> list[Any]:
     return _fetch(context, planned.statement, planned.query.params)
 
 
-def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Database trouble as the API's errors: bad values are the client's, the rest is 503."""
     try:
-        with context.pool.connection() as conn:
-            return store.fetch_column(conn, statement, params)
+        yield
     except psycopg.errors.QueryCanceled as exc:
         raise ApiError(503, "the query took too long; narrow it with $filter or a smaller $top") from exc
     except psycopg.errors.DataError as exc:
         raise ApiError(400, f"the query cannot be evaluated: {exc.diag.message_primary or exc}") from exc
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ApiError(503, f"the database is unavailable or busy ({type(exc).__name__}); try again") from exc
+
+
+def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
+    with _database_errors(), context.pool.connection() as conn:
+        return store.fetch_column(conn, statement, params)
 
 
 def _count(context: SqlQuery, sta: StaContext) -> int | None:
     if context.count_statement is None:
         return None
-    with sta.pool.connection() as conn:
+    with _database_errors(), sta.pool.connection() as conn:
         return int(store.fetch_scalar(conn, context.count_statement, context.params))
 
 

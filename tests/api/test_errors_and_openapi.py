@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from psycopg_pool import PoolTimeout
 
 from api import errors
 from api.sta import entities as em
+from api.sta import routes
 from tests.api.conftest import ROOT
 
 ERROR_KEYS = {"code", "type", "message", "parameter", "column"}
@@ -95,3 +98,18 @@ def test_openapi_documents_every_path(full: TestClient) -> None:
     }
     entity_op = spec["paths"]["/v1.1/Things({id})"]["get"]
     assert any(p["name"] == "id" and p["in"] == "path" for p in entity_op["parameters"])
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), 503),
+        (psycopg.errors.InvalidDatetimeFormat("invalid input syntax"), 400),
+        (PoolTimeout("couldn't get a connection after 30.00 sec"), 503),
+        (psycopg.OperationalError("connection refused"), 503),
+    ],
+)
+def test_database_trouble_maps_to_statuses(error: Exception, status: int) -> None:
+    with pytest.raises(errors.ApiError) as info, routes._database_errors():
+        raise error
+    assert info.value.code == status and info.value.message
