@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
@@ -27,10 +28,13 @@ def create_app(
     public_url: str = "http://127.0.0.1:8080",
     default_top: int = 100,
     max_top: int = 10_000,
+    cors_origins: Sequence[str] = ("*",),
 ) -> FastAPI:
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
+    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
+    allowed from any origin by default.
     """
 
     @asynccontextmanager
@@ -58,6 +62,8 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     def health(request: Request) -> JSONResponse:

@@ -113,3 +113,9 @@ def test_database_trouble_maps_to_statuses(error: Exception, status: int) -> Non
     with pytest.raises(errors.ApiError) as info, routes._database_errors():
         raise error
     assert info.value.code == status and info.value.message
+
+
+def test_browsers_may_read(full: TestClient) -> None:
+    response = full.get(ROOT + "/Things", headers={"Origin": "https://map.example"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
