@@ -90,11 +90,12 @@ def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[
         return store.fetch_column(conn, statement, params)
 
 
-def _count(context: SqlQuery, sta: StaContext) -> int | None:
-    if context.count_statement is None:
+def _count(context: StaContext, query: SqlQuery) -> int | None:
+    """``@iot.count``: the same rows as the page, counted, when ``$count=true`` asked for it."""
+    if query.count_statement is None:
         return None
-    with _database_errors(), sta.pool.connection() as conn:
-        return int(store.fetch_scalar(conn, context.count_statement, context.params))
+    with _database_errors(), context.pool.connection() as conn:
+        return int(store.fetch_scalar(conn, query.count_statement, query.params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +188,7 @@ def _collection(request: Request, context: StaContext, planned: Planned) -> Resp
             check = context.translator.exists(parent)
             if not _fetch(context, check.statement, check.params):
                 raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
-    count = _count(query, context)
+    count = _count(context, query)
     next_url = None
     more = len(rows) > query.top  # the statement asks for one row more than the page
     rows = rows[: query.top]
