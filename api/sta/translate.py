@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from psycopg import sql
 
 from api.sta import entities as em
@@ -370,9 +371,16 @@ class Translator:
             self._add_expand(existing.plan, rest, options, b, depth + 1)
 
     def _object(
-        self, b: ExprBuilder, plan: Plan, alias: str, laterals: list[sql.Composable], base: sql.Composable
+        self,
+        b: ExprBuilder,
+        plan: Plan,
+        alias: str,
+        laterals: list[sql.Composable],
+        base: sql.Composable,
+        *,
+        as_text: bool = False,
     ) -> sql.Composable:
-        """The finished JSON of one row (links included); adds a LATERAL join per expansion."""
+        """The finished JSON of one row (links included), as json or text; adds a LATERAL join per expansion."""
         a = sql.Identifier(alias)
         self_link = sql.SQL("concat({}, {}, {}.id, ')')").format(base, sql.Literal(f"/{plan.entity.set_name}("), a)
         items: list[sql.Composable] = []
@@ -400,16 +408,22 @@ class Translator:
         if len(items) > 50:  # json_build_object takes at most 100 arguments
             raise QueryError("too many properties and expansions on one level", parameter="$expand")
         obj: sql.Composable = sql.SQL("json_build_object({})").format(sql.SQL(", ").join(items))
+        if not paged:
+            return sql.SQL("({})::text").format(obj) if as_text else obj
+        # a truncated expanded collection gets "<Nav>@iot.nextLink" (and only then: never a null
+        # link): spliced into the object's text before its closing brace, the object built once
+        suffixes = []
         for name, expansion, x in paged:
-            # a truncated expanded collection gets "<Nav>@iot.nextLink" (and only then: no null link)
             query = links.page_query(expansion.raw, expansion.top, expansion.skip + expansion.top)
             link = sql.SQL("concat({}, {})").format(self_link, b.params.add(f"/{name}?{query}", "text"))
-            obj = sql.SQL(
-                "CASE WHEN {x}.more"
-                " THEN (left(({o})::text, -1) || ', ' || substr(json_build_object({k}, {l})::text, 2))::json"
-                " ELSE {o} END"
-            ).format(x=sql.Identifier(x), o=obj, k=sql.Literal(f"{name}@iot.nextLink"), l=link)
-        return obj
+            key = orjson.dumps(f"{name}@iot.nextLink").decode() + ": "
+            suffixes.append(
+                sql.SQL("CASE WHEN {x}.more THEN {k} || to_json({l})::text ELSE '' END").format(
+                    x=sql.Identifier(x), k=sql.Literal(", " + key), l=link
+                )
+            )
+        text = sql.SQL("(left(({o})::text, -1) || {s} || '}}')").format(o=obj, s=sql.SQL(" || ").join(suffixes))
+        return text if as_text else sql.SQL("({})::json").format(text)
 
     def _expansion(
         self, b: ExprBuilder, expansion: Expansion, parent_alias: str, x: str, base: sql.Composable
@@ -464,7 +478,7 @@ class Translator:
         base: sql.Composable,
     ) -> sql.Composed:
         laterals: list[sql.Composable] = []
-        obj = self._object(b, plan, "a0", laterals, base)
+        obj = self._object(b, plan, "a0", laterals, base, as_text=True)
         order_sql = sql.SQL(", ").join(order)
         page = sql.SQL("SELECT a0.* FROM {t} a0 WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}").format(
             t=sql.Identifier(entity.table),
@@ -473,7 +487,7 @@ class Translator:
             lim=b.params.add(limit, "bigint"),
             off=b.params.add(skip, "bigint"),
         )
-        return sql.SQL("SELECT ({obj})::text AS e FROM ({page}) a0 {laterals} ORDER BY {o}").format(
+        return sql.SQL("SELECT {obj} AS e FROM ({page}) a0 {laterals} ORDER BY {o}").format(
             obj=obj, page=page, laterals=sql.SQL(" ").join(laterals), o=order_sql
         )
 
