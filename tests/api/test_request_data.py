@@ -360,3 +360,19 @@ def test_injection_attempts_change_nothing(client: TestClient) -> None:
     assert ids(client, "/Things") == [1, 2, 3]
     assert client.get(ROOT + "/Things(1);DROP TABLE things").status_code == 404
     assert ids(client, "/Things") == [1, 2, 3]
+
+
+def test_several_truncated_expansions_each_get_a_next_link(client: TestClient) -> None:
+    thing = body(client, "/Things(1)", {"$expand": "Datastreams($top=1),HistoricalLocations($top=1),Locations($top=1)"})
+    assert [d["@iot.id"] for d in thing["Datastreams"]] == [1]
+    assert [h["@iot.id"] for h in thing["HistoricalLocations"]] == [1]
+    assert thing["Datastreams@iot.nextLink"] == f"{ROOT}/Things(1)/Datastreams?$top=1&$skip=1"
+    assert thing["HistoricalLocations@iot.nextLink"] == f"{ROOT}/Things(1)/HistoricalLocations?$top=1&$skip=1"
+    assert "Locations@iot.nextLink" not in thing  # one Location: nothing more
+    page = body(client, "/Things", {"$expand": "Datastreams($top=1;$expand=Observations($top=2))", "$top": "1"})
+    ds = page["value"][0]["Datastreams"][0]
+    assert [o["@iot.id"] for o in ds["Observations"]] == [1, 2]
+    assert ds["Observations@iot.nextLink"] == f"{ROOT}/Datastreams(1)/Observations?$top=2&$skip=2"
+    assert page["value"][0]["Datastreams@iot.nextLink"].endswith(
+        "/Things(1)/Datastreams?" + "$expand=Observations($top=2)&$top=1&$skip=1"
+    )
