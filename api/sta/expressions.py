@@ -54,61 +54,6 @@ class Params:
 
 
 # --------------------------------------------------------------------------------------
-# Property rendering
-
-
-def _fmt_time(expr: sql.Composable) -> sql.Composable:
-    """ISO 8601 in UTC with ``Z`` (independent of the session's time zone)."""
-    return sql.SQL("((to_json(({}) AT TIME ZONE 'UTC') #>> '{{}}') || 'Z')").format(expr)
-
-
-def _datastream_span(alias: str) -> tuple[sql.Composable, sql.Composable]:
-    """First and last phenomenon time of a Datastream's Observations.
-
-    The maintained columns when a writer keeps them, else two probes of the primary key
-    (datastream_id, phenomenon_time): never a scan.
-    """
-    a = sql.Identifier(alias)
-    first = sql.SQL(
-        "coalesce({a}.phenomenon_time_start, (SELECT o.phenomenon_time FROM observations o"
-        " WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time LIMIT 1))"
-    ).format(a=a)
-    last = sql.SQL(
-        "coalesce({a}.phenomenon_time_end, (SELECT coalesce(o.phenomenon_time_end, o.phenomenon_time)"
-        " FROM observations o WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time DESC LIMIT 1))"
-    ).format(a=a)
-    return first, last
-
-
-def is_span(entity: EntityType, prop: Property) -> bool:
-    return entity.name == "Datastream" and prop.name == "phenomenonTime"
-
-
-def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Composable:
-    """The SQL value of ``prop`` as it appears in the response JSON."""
-    c = em.col(alias, prop.column)
-    if is_span(entity, prop):  # NULL without Observations: NULL || text is NULL
-        first, last = _datastream_span(alias)
-        return sql.SQL("({} || '/' || {})").format(_fmt_time(first), _fmt_time(last))
-    if prop.type is PropType.DATETIME:
-        return _fmt_time(c)
-    if prop.type is PropType.TIME_OBJECT:
-        end = em.col(alias, prop.end_column or "")
-        return sql.SQL("CASE WHEN {e} IS NULL THEN {s} ELSE {s} || '/' || {ef} END").format(
-            e=end, s=_fmt_time(c), ef=_fmt_time(end)
-        )
-    if prop.type is PropType.INTERVAL:
-        end = em.col(alias, prop.end_column or "")
-        return sql.SQL("CASE WHEN {s0} IS NULL THEN NULL ELSE {s} || '/' || {e} END").format(
-            s0=c, s=_fmt_time(c), e=_fmt_time(sql.SQL("coalesce({}, {})").format(end, c))
-        )
-    if prop.type is PropType.RESULT:
-        n, b, t, j = (em.col(alias, x) for x in em.RESULT_COLUMNS)
-        return sql.SQL("coalesce(to_json({}), to_json({}), to_json({}), {}::json)").format(n, b, t, j)
-    return c
-
-
-# --------------------------------------------------------------------------------------
 # Expressions ($filter, $orderby)
 
 
@@ -262,8 +207,8 @@ class ExprBuilder:
                 )
             return Typed(expr, "json", alias=alias, column=p.column)
         c = em.col(alias, prop.column)
-        if is_span(entity, prop):
-            first, last = _datastream_span(alias)
+        if em.is_span(entity, prop):
+            first, last = em.datastream_span(alias)
             return Typed(first, "time_object", end=last, alias=alias, prop=prop, column=p.column)
         t = prop.type
         if t is PropType.STRING:

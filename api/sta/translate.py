@@ -35,8 +35,6 @@ from api.sta.expressions import (
     NotImplementedQuery,
     Params,
     ServerFeatures,
-    is_span,
-    render_property,
 )
 from api.sta.odata import ast
 from api.sta.odata.parser import QueryError
@@ -302,7 +300,7 @@ class Translator:
             # time objects order by their start: what the (datastream_id, phenomenon_time) key serves
             keys.append(sql.SQL("{}{}").format(ctx.wrap_scalar(x.expr), direction))
             if isinstance(item.expr, ast.Path) and not ctx.hops:
-                if x.prop is not None and not is_span(entity, x.prop):
+                if x.prop is not None and not em.is_span(entity, x.prop):
                     seen.add(x.prop.column)
                 elif item.expr.names in (("id",), ("@iot.id",)):
                     seen.add("id")
@@ -389,7 +387,7 @@ class Translator:
         if plan.include_self_link:
             items.append(sql.SQL("'@iot.selfLink', {}").format(self_link))
         for prop in plan.properties:
-            items.append(sql.SQL("{}, {}").format(sql.Literal(prop.name), render_property(plan.entity, prop, alias)))
+            items.append(sql.SQL("{}, {}").format(sql.Literal(prop.name), em.render_property(plan.entity, prop, alias)))
         for nav in plan.nav_links:
             items.append(
                 sql.SQL("{}, concat({}, {})").format(
@@ -503,6 +501,5 @@ __all__ = [
     "Scope",
     "ServerFeatures",
     "Translator",
-    "render_property",
     "scope_of",
 ]
