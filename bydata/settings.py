@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=None,
         description="Absolute base URL clients see (for self links); defaults to http://api_host:api_port.",
     )
+    sta_default_top: int = Field(
+        default=100, ge=1, description="SensorThings API: page size when a request gives no $top."
+    )
+    sta_max_top: int = Field(
+        default=10_000, ge=1, description="SensorThings API: largest page served; a larger $top gets a next link."
+    )
     db_pool_min: int = Field(default=1, ge=0, description="Minimum connections kept in the database pool.")
     db_pool_max: int = Field(default=10, ge=1, description="Maximum connections in the database pool.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
