@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bydata.cli_ingest import app as ingest_app
+from bydata.cli_ingest import devices_app, quarantine_app
 from bydata.services import broker_url, database_url
 from bydata.settings import Settings, get_settings
 
@@ -27,6 +29,9 @@ db_app = typer.Typer(help="Database schema: upgrade and inspect.", no_args_is_he
 schemas_app = typer.Typer(help="The shared schema's published JSON Schema documents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(devices_app, name="devices")
+app.add_typer(quarantine_app, name="quarantine")
 
 console = Console(stderr=True)
 out = Console()

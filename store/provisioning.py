@@ -393,3 +393,17 @@ def list_devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     )
     names = [c.name for c in cur.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+def datastream_binding(conn: psycopg.Connection[Any], datastream_id: int) -> tuple[str | None, str | None] | None:
+    """(vocabulary key, device id) of a Datastream, for SensorThings creates; None if it does not exist.
+
+    The key is the Datastream's own ``property_key`` or, for Datastreams created through the
+    API, that of its ObservedProperty.
+    """
+    row = conn.execute(
+        "SELECT coalesce(ds.property_key, op.properties ->> 'propertyKey'), ds.device_id"
+        " FROM datastreams ds JOIN observed_properties op ON op.id = ds.observed_property_id WHERE ds.id = %s",
+        (datastream_id,),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])

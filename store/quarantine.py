@@ -156,16 +156,18 @@ def claim_for_replay(
     ids: Sequence[int] | None = None,
     reason: str | None = None,
     device_id: str | None = None,
+    after_id: int = 0,
     limit: int = 1000,
 ) -> list[QuarantinedMessage]:
-    """Lock up to ``limit`` open rows for replay (inside the caller's transaction).
+    """Lock up to ``limit`` open rows with ids above ``after_id`` for replay (in the caller's transaction).
 
     ``SKIP LOCKED`` lets two replays run at once without replaying a row twice.
     """
     where, params = _filters(reason=reason, status=OPEN, device_id=device_id, ids=ids)
+    where = sql.SQL("{} AND id > %s").format(where) if params else sql.SQL(" WHERE id > %s")
     rows = conn.execute(
         sql.SQL("SELECT {} FROM quarantine{} ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED").format(_COLUMNS, where),
-        [*params, limit],
+        [*params, after_id, limit],
     ).fetchall()
     return [_message(r) for r in rows]
 
