@@ -57,6 +57,7 @@ def ingest_options(settings: Settings) -> Any:
         receive_maximum=settings.ingest_receive_maximum,
         session_expiry_s=settings.ingest_session_expiry_s,
         fanout=settings.ingest_fanout,
+        sta_creates=settings.ingest_sta_creates,
         retry_max_s=settings.ingest_retry_max_s,
         registry_refresh_s=settings.ingest_registry_refresh_s,
         base_url=settings.base_url(),

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         default=True,
         description="Publish each newly stored observation on v1.1/Datastreams(<id>)/Observations after commit.",
     )
+    ingest_sta_creates: bool = Field(
+        default=True,
+        description="Subscribe to the SensorThings create topics (v1.1/Datastreams(<id>)/Observations), which also "
+        "carry the live notifications. A lone worker does not receive its own (MQTT v5 No Local); workers in a "
+        "share group receive and drop each other's, at a cost in receive capacity: turn it off on bulk workers.",
+    )
     ingest_retry_max_s: float = Field(
         default=10.0, gt=0, description="Longest wait between retries while the database is unreachable (seconds)."
     )

@@ -12,9 +12,13 @@
   old connection's copy is dropped (the resent copy is acknowledged when it is
   committed, as a duplicate), so a packet id the broker has meanwhile given to another
   message is never acknowledged by mistake.
-- Bydata's own live notifications carry the user property ``bydata-origin: ingest``; on
-  receipt they are flagged (:attr:`Delivery.own`), so a worker never stores what a worker
-  published. MQTT 3.1.1 has no user properties: see ``ingest.process``.
+- Bydata's live notifications go to ``v1.1/Datastreams(<id>)/Observations``, which is also
+  the SensorThings create topic ingest subscribes to. A worker without a share group
+  subscribes to the create topics with MQTT v5 No Local, so the broker never sends it its
+  own notifications. No Local is not allowed on shared subscriptions (Mosquitto accepts
+  and ignores it), so notifications also carry the user property
+  ``bydata-origin: ingest`` and are flagged on receipt (:attr:`Delivery.own`): a worker
+  never stores what a worker published. MQTT 3.1.1 has neither: see ``ingest.process``.
 
 paho runs its network loop in its own thread (``loop_start``); :attr:`on_delivery` runs on
 that thread and must only hand the delivery over (``ingest.service`` puts it on a bounded
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +82,7 @@ class MqttEdge:
         filters: Sequence[str],
         on_delivery: Callable[[Delivery], None],
         share_group: str | None = None,
+        no_local: Collection[str] = (),
         receive_maximum: int = 10000,
         session_expiry_s: int = 604800,
         keepalive: int = 30,
@@ -90,6 +95,8 @@ class MqttEdge:
         self.address = address
         self.client_id = client_id
         self.filters = [shared(f, share_group) for f in filters]
+        # No Local where the protocol allows it: v5, and not on shared subscriptions.
+        self._no_local = {f for f in filters if f in no_local} if address.v5 and not share_group else set()
         self.on_delivery = on_delivery
         self._generation = 0
         self._lock = threading.Lock()
@@ -176,8 +183,7 @@ class MqttEdge:
             getattr(flags, "session_present", None),
         )
         if self.address.v5:
-            options = SubscribeOptions(qos=1)
-            client.subscribe([(f, options) for f in self.filters])
+            client.subscribe([(f, SubscribeOptions(qos=1, noLocal=f in self._no_local)) for f in self.filters])
         else:
             client.subscribe([(f, 1) for f in self.filters])
 

@@ -65,6 +65,7 @@ class IngestOptions:
     receive_maximum: int = 10000
     session_expiry_s: int = 604800
     fanout: bool = True
+    sta_creates: bool = True
     retry_max_s: float = 10.0
     registry_refresh_s: float = 30.0
     base_url: str = "http://127.0.0.1:8080"
@@ -126,12 +127,17 @@ class IngestService:
         self._failure: BaseException | None = None
         self._seq: int | None = None
         self._writer: ObservationWriter | None = None
+        sta_filters = {opts.topic_prefix + f for s in self.sources if s.envelope == "sta" for f in s.filters}
+        filters = [opts.topic_prefix + f for f in self.sources.filters()]
+        if not opts.sta_creates:
+            filters = [f for f in filters if f not in sta_filters]
         self.edge = MqttEdge(
             BrokerAddress.parse(mqtt_url),
             client_id=opts.worker,
-            filters=[opts.topic_prefix + f for f in self.sources.filters()],
+            filters=filters,
             on_delivery=self._on_delivery,
             share_group=opts.share_group,
+            no_local=sta_filters,
             receive_maximum=opts.receive_maximum,
             session_expiry_s=opts.session_expiry_s,
         )
