@@ -27,6 +27,7 @@ queue).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -46,6 +47,9 @@ from ingest.mqtt_address import BrokerAddress
 from ingest.types import RawMessage
 
 log = logging.getLogger(__name__)
+
+# Connection generations are unique in the process, so no two connections share one.
+_generations = itertools.count(1)
 
 ORIGIN_KEY = "bydata-origin"
 ORIGIN_VALUE = "ingest"
@@ -98,7 +102,7 @@ class MqttEdge:
         # No Local where the protocol allows it: v5, and not on shared subscriptions.
         self._no_local = {f for f in filters if f in no_local} if address.v5 and not share_group else set()
         self.on_delivery = on_delivery
-        self._generation = 0
+        self._generation = next(_generations)
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -174,7 +178,7 @@ class MqttEdge:
             log.error("MQTT broker %s refused the connection: %s", self.address.redacted(), reason)
             return
         with self._lock:
-            self._generation += 1
+            self._generation = next(_generations)
         self._connected.set()
         log.info(
             "connected to %s as %s (session present: %s)",
@@ -196,7 +200,7 @@ class MqttEdge:
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         with self._lock:
-            self._generation += 1
+            self._generation = next(_generations)
         self._connected.clear()
         if reason != 0:
             log.warning("disconnected from %s: %s; reconnecting", self.address.redacted(), reason)
