@@ -123,3 +123,36 @@ def test_sensorthings_create_over_mqtt(stream_db: str, mqtt_url: str, topic_pref
     t = totals(stream_db)
     assert t[(counters.RECEIVED, "")] == 2 and t[(counters.STORED, "")] == 2
     assert_identity(t)
+
+
+def test_crash_between_commit_and_ack_stores_nothing_twice(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """Every batch commits but no PUBACK reaches the broker: all of it comes back, DUP set, and is absorbed.
+
+    airrohr messages carry no time, so only the delivery log keeps their redelivered copies
+    from being stored again under a new receive time.
+    """
+    from ingest.mqtt import MqttEdge
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    worker = f"crash-{topic_prefix}"
+    messages = streams.mixed(prefix, 150)
+    with monkeypatch.context() as patch:
+        patch.setattr(MqttEdge, "ack", lambda self, delivery: True)  # committed, then "crashed" before PUBACK
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+            streams.publish(mqtt_url, messages)
+            _wait_received(stream_db, len(messages), wait_until)
+    first = totals(stream_db)
+    assert first[(counters.STORED, "")] == len(messages)
+    streams.check_exactly_once(stream_db, messages)
+
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+        _wait_received(stream_db, 2 * len(messages), wait_until)
+    streams.check_exactly_once(stream_db, messages)
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == 2 * len(messages)
+    assert t[(counters.DUPLICATE, "")] == len(messages)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == sum(m.observations for m in messages)
+    assert_identity(t)
