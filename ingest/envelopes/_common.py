@@ -70,20 +70,24 @@ def normalise_eui(text: str) -> str:
 
 
 def parse_time(value: Any, zone: tzinfo, what: str) -> tuple[datetime, bool]:
-    """ISO 8601 text to an aware datetime; a zone-less time is read in ``zone``.
+    """ISO 8601 text to an aware UTC datetime; a zone-less time is read in ``zone``.
 
     Returns ``(time, zone_assumed)``. Nanosecond fractions (TTS, ChirpStack) are cut to
     microseconds by :meth:`datetime.fromisoformat`.
     """
     if not isinstance(value, str):
-        raise DecodeError(f"{what}: expected an ISO 8601 time, got {value!r}")
+        raise DecodeError(f"{what}: expected an ISO 8601 time, got {value!r:.60}")
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
-        raise DecodeError(f"{what}: {value!r} is not an ISO 8601 time") from None
-    if t.tzinfo is None:
-        return t.replace(tzinfo=zone), True
-    return t, False
+        raise DecodeError(f"{what}: {value!r:.60} is not an ISO 8601 time") from None
+    assumed = t.tzinfo is None
+    if assumed:
+        t = t.replace(tzinfo=zone)
+    try:
+        return t.astimezone(UTC), assumed
+    except OverflowError:
+        raise DecodeError(f"{what}: {value!r} is outside the representable time range") from None
 
 
 def epoch_time(value: Any, what: str) -> datetime:

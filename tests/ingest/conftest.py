@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 import pytest
+from ingest_testdata import PAYLOADS, RECEIVED
 
 from ingest.decode import load_models
 from ingest.sources import SourceSet, load_sources
 from ingest.types import RawMessage
 from schemas.device_models import DeviceModel
-
-PAYLOADS = Path(__file__).parent / "payloads"
-RECEIVED = datetime(2025, 3, 4, 9, 0, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
