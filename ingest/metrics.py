@@ -8,6 +8,7 @@ metrics of a worker too. Each worker serves its own registry; Prometheus sums th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
@@ -73,6 +74,7 @@ class IngestMetrics:
             elif name == counters.FLAGGED:
                 self.flagged.labels(flag=label).inc(value)
 
-    def serve(self, host: str, port: int) -> None:
-        """Expose ``/metrics`` over HTTP (a daemon thread of prometheus-client)."""
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int) -> WSGIServer:
+        """Expose ``/metrics`` over HTTP (a daemon thread of prometheus-client); ``shutdown()`` stops it."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return server

@@ -156,3 +156,74 @@ def test_crash_between_commit_and_ack_stores_nothing_twice(
     assert t[(counters.DUPLICATE, "")] == len(messages)
     assert t[(counters.OBSERVATIONS_STORED, "")] == sum(m.observations for m in messages)
     assert_identity(t)
+
+
+def test_embedded_broker_mqtt_311(stream_db: str, embedded_broker_url: str, topic_prefix: str) -> None:
+    """MQTT 3.1.1 (the embedded amqtt broker): no No Local, no user properties.
+
+    The worker receives its own notifications back; they are SensorThings entities (they
+    carry an ``@iot.id``), which a create request never does, so they are ignored.
+    """
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    messages = streams.mixed(prefix, 45)
+    observations = sum(m.observations for m in messages)
+    with running_ingest(stream_db, embedded_broker_url, topic_prefix=prefix):
+        streams.publish(embedded_broker_url, messages, inflight=20)
+        assert wait_until(lambda: totals(stream_db)[(counters.OWN_NOTIFICATION, "")] >= observations, timeout=WAIT), (
+            totals(stream_db)
+        )
+    streams.check_exactly_once(stream_db, messages)
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == len(messages) and t[(counters.OWN_NOTIFICATION, "")] == observations
+    assert_identity(t)
+
+
+def test_share_group_needs_mqtt_5(stream_db: str, embedded_broker_url: str) -> None:
+    import pytest
+
+    from ingest.service import IngestOptions, IngestService
+
+    with pytest.raises(ValueError, match="shared subscriptions need MQTT v5"):
+        IngestService(stream_db, embedded_broker_url, IngestOptions(share_group="g"))
+
+
+def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import free_port, wait_until
+
+    prefix = topic_prefix + "/"
+    messages = [*streams.mixed(prefix, 30), streams.Message(f"{prefix}nilu/x", b"{", "nilu", -1, 0)]
+    port = free_port()
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix) as service:
+        server = service.metrics.serve("127.0.0.1", port)
+        try:
+            streams.publish(mqtt_url, messages)
+            _wait_received(stream_db, len(messages), wait_until)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+        finally:
+            server.shutdown()
+    scraped: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                label = next(iter(sample.labels.values()), "")
+                scraped[(sample.name.removeprefix("bydata_ingest_").removesuffix("_total"), label)] = sample.value
+    db = totals(stream_db)
+    for key in [
+        (counters.RECEIVED, ""),
+        (counters.DECODED, ""),
+        (counters.STORED, ""),
+        (counters.DUPLICATE, ""),
+        (counters.OBSERVATIONS_STORED, ""),
+        (counters.QUARANTINED, "malformed"),
+        (counters.FLAGGED, "time_assumed"),
+    ]:
+        assert scraped[key] == db[key], key
+    assert db[(counters.QUARANTINED, "malformed")] == 1
+    assert scraped[("fanout", "published")] == db[(counters.OBSERVATIONS_STORED, "")]
