@@ -33,6 +33,10 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(devices_app, name="devices")
 app.add_typer(quarantine_app, name="quarantine")
 
+from bydata.cli_simulate import app as simulate_app  # noqa: E402
+
+app.add_typer(simulate_app)
+
 console = Console(stderr=True)
 out = Console()
 
