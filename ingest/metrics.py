@@ -7,10 +7,12 @@ metrics of a worker too. Each worker serves its own registry; Prometheus sums th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, Metric, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from store import counters
 
@@ -37,16 +39,8 @@ class IngestMetrics:
         self.flagged = Counter(
             "bydata_ingest_flagged", "Newly stored observations carrying a quality flag, by flag.", ["flag"], registry=r
         )
-        self.fanout = Counter(
-            "bydata_ingest_fanout", "Live SensorThings notifications, by result.", ["result"], registry=r
-        )
         self.db_retries = Counter(
             "bydata_ingest_database_retries", "Batch writes retried because the database was unreachable.", registry=r
-        )
-        self.acks_dropped = Counter(
-            "bydata_ingest_acks_dropped",
-            "Acknowledgements not sent because the connection was replaced (the broker resends).",
-            registry=r,
         )
         self.inbox = Gauge("bydata_ingest_inbox", "Messages received and waiting to be decoded.", registry=r)
         self.batch_seconds = Histogram(
@@ -61,6 +55,10 @@ class IngestMetrics:
             buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
             registry=r,
         )
+
+    def watch_edge(self, stats: Mapping[str, int]) -> None:
+        """Expose the MQTT edge's own counts (kept by its network thread) at scrape time."""
+        self.registry.register(_EdgeCollector(stats))
 
     def record(self, tally: Mapping[tuple[str, str], int]) -> None:
         """Add a committed batch's tally (``store.counters`` names)."""
@@ -78,3 +76,21 @@ class IngestMetrics:
         """Expose ``/metrics`` over HTTP (a daemon thread of prometheus-client); ``shutdown()`` stops it."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return server
+
+
+class _EdgeCollector(Collector):
+    def __init__(self, stats: Mapping[str, int]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        fanout = CounterMetricFamily(
+            "bydata_ingest_fanout", "Live SensorThings notifications, by result.", labels=["result"]
+        )
+        fanout.add_metric(["published"], self.stats.get("published", 0))
+        fanout.add_metric(["dropped"], self.stats.get("publish_dropped", 0))
+        yield fanout
+        yield CounterMetricFamily(
+            "bydata_ingest_acks_dropped",
+            "Acknowledgements not sent because the connection was replaced (the broker resends).",
+            value=self.stats.get("acks_dropped", 0),
+        )

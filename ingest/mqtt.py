@@ -15,14 +15,18 @@
 - Bydata's live notifications go to ``v1.1/Datastreams(<id>)/Observations``, which is also
   the SensorThings create topic ingest subscribes to. A worker without a share group
   subscribes to the create topics with MQTT v5 No Local, so the broker never sends it its
-  own notifications. No Local is not allowed on shared subscriptions (Mosquitto accepts
-  and ignores it), so notifications also carry the user property
-  ``bydata-origin: ingest`` and are flagged on receipt (:attr:`Delivery.own`): a worker
-  never stores what a worker published. MQTT 3.1.1 has neither: see ``ingest.process``.
+  own notifications and they cost nothing. No Local is not allowed on shared
+  subscriptions (Mosquitto accepts and ignores it) and MQTT 3.1.1 lacks it: there the
+  notifications do arrive and ``ingest.process`` recognises them as entities (they carry
+  an ``@iot.id``, which a create request never does). A v5 user property marking them
+  was measured and rejected: paho packs properties in Python, about 20 µs per publish,
+  more than half of what a notification costs.
 
-paho runs its network loop in its own thread (``loop_start``); :attr:`on_delivery` runs on
-that thread and must only hand the delivery over (``ingest.service`` puts it on a bounded
-queue).
+The network thread (``ingest-mqtt``) drives paho's loop itself and, between reads, writes
+the acknowledgements and notifications other threads queued on the outbox (a thread-safe
+deque): each packet is written where it is made, with no wake-up or hand-over per packet.
+:attr:`on_delivery` runs on that thread and must only hand the delivery over
+(``ingest.service`` puts it on a bounded queue).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,9 +54,8 @@ log = logging.getLogger(__name__)
 
 # Connection generations are unique in the process, so no two connections share one.
 _generations = itertools.count(1)
-
-ORIGIN_KEY = "bydata-origin"
-ORIGIN_VALUE = "ingest"
+_TICK = 0.005  # longest a queued acknowledgement waits for the network thread, seconds
+_OUTBOX_LIMIT = 200_000  # notifications beyond this are dropped (best effort) rather than held
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,6 @@ class Delivery:
     """The DUP flag: the broker may have sent this message before."""
     generation: int
     """Which connection it arrived on (see :meth:`MqttEdge.ack`)."""
-    own: bool = False
-    """Published by a Bydata ingest worker (live notification): not data."""
 
 
 def shared(filter_: str, group: str | None) -> str:
@@ -103,10 +104,13 @@ class MqttEdge:
         self._no_local = {f for f in filters if f in no_local} if address.v5 and not share_group else set()
         self.on_delivery = on_delivery
         self._generation = next(_generations)
-        self._lock = threading.Lock()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
-        self._started = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outbox: deque[Delivery | tuple[str, bytes]] = deque()
+        self.stats: Counter[str] = Counter()
+        """published, publish_dropped, acks_dropped (read by the metrics)."""
         if address.v5:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=True
@@ -114,8 +118,6 @@ class MqttEdge:
             self._connect_properties: Properties | None = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             self._connect_properties.SessionExpiryInterval = session_expiry_s
             self._connect_properties.ReceiveMaximum = receive_maximum
-            self._publish_properties: Properties | None = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            self._publish_properties.UserProperty = (ORIGIN_KEY, ORIGIN_VALUE)
         else:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2,
@@ -125,12 +127,10 @@ class MqttEdge:
                 manual_ack=True,
             )
             self._connect_properties = None
-            self._publish_properties = None
         if address.username:
             client.username_pw_set(address.username, address.password)
         if address.tls:
             client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -138,16 +138,69 @@ class MqttEdge:
         self.client = client
         self.keepalive = keepalive
 
-    # -- life cycle -------------------------------------------------------------------------
+    # -- life cycle: the network thread ------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in paho's network thread (retrying until the broker answers)."""
+        """Start the network thread; it connects, and reconnects, until :meth:`stop`."""
         kwargs: dict[str, Any] = {}
         if self.address.v5:
             kwargs = {"clean_start": False, "properties": self._connect_properties}
         self.client.connect_async(self.address.host, self.address.port, self.keepalive, **kwargs)
-        self.client.loop_start()
-        self._started = True
+        self._thread = threading.Thread(target=self._run, name="ingest-mqtt", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """paho's loop, driven here rather than by ``loop_start``, with the outbox drained in between.
+
+        Acknowledgements and notifications are written by this thread, so there is no
+        hand-over per packet, and the connection generation an ack is checked against cannot
+        change under it.
+        """
+        client = self.client
+        delay = 1.0
+        while not self._stopping.is_set():
+            if client.socket() is None:
+                try:
+                    client.reconnect()
+                    delay = 1.0
+                except OSError as exc:
+                    log.warning(
+                        "cannot reach MQTT broker %s (%s); retrying in %.0f s", self.address.redacted(), exc, delay
+                    )
+                    self._stopping.wait(delay)
+                    delay = min(delay * 2, 30.0)
+                    continue
+            rc = client.loop(timeout=_TICK)
+            self._flush()
+            if rc != paho.MQTT_ERR_SUCCESS and client.socket() is None and not self._stopping.is_set():
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+        # stopping: send the acknowledgements already committed, then say goodbye
+        self._flush()
+        if client.socket() is not None:
+            client.disconnect()
+            for _ in range(100):
+                if client.socket() is None or not client._out_packet:
+                    break
+                client.loop(timeout=_TICK)
+
+    def _flush(self) -> None:
+        """Write what other threads asked for: acknowledgements and notifications, in order."""
+        outbox = self._outbox
+        client = self.client
+        generation = self._generation
+        connected = self._connected.is_set()
+        for _ in range(len(outbox)):
+            item = outbox.popleft()
+            if isinstance(item, Delivery):
+                if connected and item.generation == generation:
+                    client.ack(item.packet_id, item.qos)
+                else:
+                    self.stats["acks_dropped"] += 1
+            elif connected and client.publish(item[0], item[1], qos=0).rc == paho.MQTT_ERR_SUCCESS:
+                self.stats["published"] += 1
+            else:
+                self.stats["publish_dropped"] += 1
 
     def wait_subscribed(self, timeout: float) -> bool:
         return self._subscribed.wait(timeout)
@@ -156,20 +209,12 @@ class MqttEdge:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued (acks included), then disconnect; the session stays on the broker."""
-        if not self._started:
-            return
-        deadline = time.monotonic() + timeout
-        while self._connected.is_set() and self.pending_out() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.client.disconnect()
-        self.client.loop_stop()
-        self._started = False
-
-    def pending_out(self) -> int:
-        """Packets queued for sending (acks, notifications); paho keeps no public count."""
-        return len(self.client._out_packet)
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send the queued acknowledgements, then disconnect; the session stays on the broker."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
 
     # -- paho callbacks (network thread) ----------------------------------------------------
 
@@ -177,8 +222,7 @@ class MqttEdge:
         if reason.is_failure:
             log.error("MQTT broker %s refused the connection: %s", self.address.redacted(), reason)
             return
-        with self._lock:
-            self._generation = next(_generations)
+        self._generation = next(_generations)
         self._connected.set()
         log.info(
             "connected to %s as %s (session present: %s)",
@@ -199,8 +243,7 @@ class MqttEdge:
         self._subscribed.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
-        with self._lock:
-            self._generation = next(_generations)
+        self._generation = next(_generations)
         self._connected.clear()
         if reason != 0:
             log.warning("disconnected from %s: %s; reconnecting", self.address.redacted(), reason)
@@ -210,10 +253,6 @@ class MqttEdge:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")
-        own = False
-        if self._publish_properties is not None and message.properties is not None:
-            user: list[tuple[str, str]] | None = getattr(message.properties, "UserProperty", None)
-            own = user is not None and (ORIGIN_KEY, ORIGIN_VALUE) in user
         qos = message.qos
         payload = message.payload
         self.on_delivery(
@@ -223,23 +262,24 @@ class MqttEdge:
                 qos,
                 bool(message.dup),
                 self._generation,
-                own,
             )
         )
 
     # -- what the service calls (any thread) ------------------------------------------------
 
-    def ack(self, delivery: Delivery) -> bool:
-        """PUBACK ``delivery`` if it arrived on the current connection; False if it was dropped."""
-        if not delivery.packet_id:
-            return True
-        with self._lock:
-            if delivery.generation != self._generation:
-                return False
-            self.client.ack(delivery.packet_id, delivery.qos)
-        return True
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge ``delivery`` (written by the network thread).
+
+        Dropped if it arrived on an earlier connection: the broker has resent it on the current
+        one, and its packet id may by now belong to another message.
+        """
+        if delivery.packet_id:
+            self._outbox.append(delivery)
 
     def publish(self, topic: str, payload: bytes) -> bool:
-        """Publish a notification (QoS 0, marked as Bydata's own); False if not connected."""
-        info = self.client.publish(topic, payload, qos=0, properties=self._publish_properties)
-        return info.rc == paho.MQTT_ERR_SUCCESS
+        """Publish a notification at QoS 0 (best effort); False if it was dropped at once."""
+        if len(self._outbox) >= _OUTBOX_LIMIT or not self._connected.is_set():
+            self.stats["publish_dropped"] += 1
+            return False
+        self._outbox.append((topic, payload))
+        return True

@@ -52,9 +52,9 @@ class Processor:
 
         None means the message is a SensorThings notification, not data: an Observation with an
         ``@iot.id`` on a create topic is an entity a server published (Bydata's own live
-        fan-out among them; a create request never carries an id). With MQTT v5 the edge drops
-        Bydata's own notifications earlier by their user property; with MQTT 3.1.1 this is how
-        they are told apart.
+        fan-out among them; a create request never carries an id). A lone MQTT v5 worker never
+        receives its own (No Local, see ``ingest.mqtt``); workers in a share group and MQTT
+        3.1.1 workers do, and this is how they are told apart.
         """
         source: Source | None = None
         device_id: str | None = None

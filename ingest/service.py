@@ -141,6 +141,7 @@ class IngestService:
             receive_maximum=opts.receive_maximum,
             session_expiry_s=opts.session_expiry_s,
         )
+        self.metrics.watch_edge(self.edge.stats)
         self.batches_written = 0
 
     # -- network thread ---------------------------------------------------------------------
@@ -184,7 +185,7 @@ class IngestService:
                     item = None
             if item is not None:
                 try:
-                    message = None if item.own else self._process(item)
+                    message = self._process(item)
                 except RegistryUnavailable:
                     break  # stopping while the database is down: the message is resent later
                 if not batch.deliveries:
@@ -280,12 +281,8 @@ class IngestService:
                 result = self._write(batch)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 return  # stopping while the database is down: nothing acknowledged, all resent later
-            dropped = 0
             for delivery in batch.deliveries:
-                if not self.edge.ack(delivery):
-                    dropped += 1
-            if dropped:
-                self.metrics.acks_dropped.inc(dropped)
+                self.edge.ack(delivery)
             self.batches_written += 1
             self.metrics.batch_size.observe(len(batch.deliveries))
             if result is None:
@@ -297,19 +294,15 @@ class IngestService:
 
     def _fan_out(self, new: list[NewObservation]) -> None:
         prefix, base = self.options.topic_prefix, self.options.base_url
-        published = 0
         publish = self.edge.publish
         for n in new:
-            if publish(f"{prefix}v1.1/Datastreams({n.observation.datastream_id})/Observations", notification(n, base)):
-                published += 1
-        self.metrics.fanout.labels(result="published").inc(published)
-        if published < len(new):
-            self.metrics.fanout.labels(result="dropped").inc(len(new) - published)
+            publish(f"{prefix}v1.1/Datastreams({n.observation.datastream_id})/Observations", notification(n, base))
 
     # -- life cycle -------------------------------------------------------------------------
 
     def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
+            log.debug("thread %s is native thread %d", threading.current_thread().name, threading.get_native_id())
             try:
                 target()
             except BaseException as exc:

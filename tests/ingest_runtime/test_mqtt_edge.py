@@ -8,6 +8,8 @@ import uuid
 from ingest.mqtt import Delivery, MqttEdge
 from ingest.mqtt_address import BrokerAddress
 
+from tests.conftest import wait_until
+
 from . import streams
 
 
@@ -43,7 +45,7 @@ def test_unacknowledged_messages_come_back_after_restart(mqtt_url: str, topic_pr
     assert [d.raw.payload for d in first] == [m.payload for m in messages]
     assert not any(d.redelivered for d in first)
     for d in first[:2]:  # "committed": acknowledge two
-        assert edge.ack(d)
+        edge.ack(d)
     edge.stop()
 
     # the same worker comes back: the broker resends the four it never acknowledged
@@ -55,9 +57,10 @@ def test_unacknowledged_messages_come_back_after_restart(mqtt_url: str, topic_pr
         assert all(d.redelivered for d in again)
         assert [d.packet_id for d in again] == [d.packet_id for d in first[2:]]
         # an ack for the old connection's copy is not sent: the packet id belongs to the new connection
-        assert edge2.ack(first[2]) is False
+        edge2.ack(first[2])
         for d in again:
-            assert edge2.ack(d)
+            edge2.ack(d)
+        assert wait_until(lambda: edge2.stats["acks_dropped"] == 1, timeout=5)
         assert inbox2.empty()
     finally:
         edge2.stop()
@@ -91,22 +94,6 @@ def test_receive_maximum_bounds_what_the_broker_sends(mqtt_url: str, topic_prefi
         assert len(_drain(inbox, 5)) == 5  # acknowledging makes room for the next ones
     finally:
         edge.stop()
-
-
-def test_notifications_carry_the_origin_property(mqtt_url: str, topic_prefix: str) -> None:
-    topic = f"{topic_prefix}/v1.1/Datastreams(1)/Observations"
-    inbox: queue.Queue[Delivery] = queue.Queue()
-    listener = _edge(mqtt_url, f"edge-{uuid.uuid4().hex[:8]}", topic, inbox)
-    publisher_inbox: queue.Queue[Delivery] = queue.Queue()
-    publisher = _edge(mqtt_url, f"edge-{uuid.uuid4().hex[:8]}", f"{topic_prefix}/unused", publisher_inbox)
-    try:
-        assert publisher.publish(topic, b'{"@iot.id": 1}')
-        streams.publish(mqtt_url, [streams.Message(topic, b'{"result": 1}', "sta", 0, 1)])
-        got = {d.raw.payload: d.own for d in _drain(inbox, 2)}
-        assert got == {b'{"@iot.id": 1}': True, b'{"result": 1}': False}
-    finally:
-        listener.stop()
-        publisher.stop()
 
 
 def test_no_local_keeps_a_lone_workers_notifications_away(mqtt_url: str, topic_prefix: str) -> None:

@@ -75,7 +75,7 @@ def test_stream_is_stored_exactly_once_and_fanned_out(stream_db: str, mqtt_url: 
 def test_notifications_of_a_share_group_are_dropped_not_stored(
     stream_db: str, mqtt_url: str, topic_prefix: str
 ) -> None:
-    """No Local does not apply to shared subscriptions: the user property keeps echoes out."""
+    """No Local does not apply to shared subscriptions: echoes arrive and are recognised by their @iot.id."""
     from tests.conftest import wait_until
 
     prefix = topic_prefix + "/"
