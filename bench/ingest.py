@@ -128,10 +128,21 @@ def publisher_main(url: str, file: str, prefix: str, repeat_s: float) -> None:
     print(orjson.dumps({"sent": sent, "acked": acked[0], "started": started, "ended": ended}).decode(), flush=True)
 
 
-def subscriber_main(url: str, topic: str, expected: int) -> None:
-    """A bare paho subscriber: QoS 1, acknowledge on receipt, count, nothing else."""
-    state = {"n": 0, "first": 0.0, "last": 0.0}
+def subscriber_main(url: str, topic: str, expected: int, client_id: str) -> None:
+    """A bare paho subscriber: QoS 1, acknowledge on receipt, count, nothing else.
+
+    ``expected`` 0: subscribe on a persistent session and leave (the broker then queues for it).
+    """
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from ingest.mqtt_address import BrokerAddress
+
+    state = {"n": 0, "first": 0.0, "last": 0.0, "connected": 0.0}
     done = threading.Event()
+    subscribed = threading.Event()
 
     def on_message(client: Any, userdata: Any, msg: Any) -> None:
         now = time.time()
@@ -142,13 +153,20 @@ def subscriber_main(url: str, topic: str, expected: int) -> None:
         if state["n"] >= expected:
             done.set()
 
-    c = _paho_client(url, client_id=f"bench-bare-{uuid.uuid4().hex[:6]}")
+    address = BrokerAddress.parse(url)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     c.on_message = on_message
+    c.on_subscribe = lambda *_: subscribed.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 300
+    state["connected"] = time.time()
+    c.connect(address.host, address.port, clean_start=False, properties=props)
     c.subscribe(topic, qos=1)
     c.loop_start()
-    time.sleep(0.5)
+    subscribed.wait(30)
     print("ready", flush=True)
-    done.wait(600)
+    if expected:
+        done.wait(600)
     c.disconnect()
     c.loop_stop()
     print(orjson.dumps(state).decode(), flush=True)
@@ -276,8 +294,9 @@ def generate(messages: int, spaces: int, seed: int) -> tuple[list[tuple[str, byt
 
 
 def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
+    """Bare subscriber: while the publisher runs, and draining a queue the publisher filled before."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}/"
-    sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n))
+    sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), f"bench-bare-{uuid.uuid4().hex[:6]}")
     assert sub.stdout is not None
     if sub.stdout.readline().strip() != "ready":
         raise SystemExit("bare subscriber did not start")
@@ -287,11 +306,41 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     p, s = orjson.loads(pub_out.strip().splitlines()[-1]), orjson.loads(sub_out.strip().splitlines()[-1])
     if s["n"] < n:
         raise SystemExit(f"bare subscriber got {s['n']} of {n} messages")
+
+    # the same, draining: subscribe on a persistent session, leave, publish, come back
+    prefix = f"bench-{uuid.uuid4().hex[:8]}/"
+    client_id = f"bench-drain-{uuid.uuid4().hex[:6]}"
+    first = _python(__file__, "--subscriber", mqtt_url, prefix + "#", "0", client_id)
+    first.communicate(timeout=60)
+    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0")
+    pub.communicate(timeout=900)
+    sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), client_id)
+    sub_out, _ = sub.communicate(timeout=900)
+    d = orjson.loads(sub_out.strip().splitlines()[-1])
     return {
         "messages": n,
         "messages_per_s": round((s["n"] - 1) / (s["last"] - s["first"]), 1),
         "publisher_messages_per_s": round(p["sent"] / (p["ended"] - p["started"]), 1),
+        "drain_messages_per_s": round(d["n"] / (d["last"] - d["connected"]), 1),
     }
+
+
+def _start_workers(envs: list[dict[str, str]], log_dir: Path, tag: str) -> tuple[list[subprocess.Popen[str]], float]:
+    """Start ``bydata ingest`` processes; returns them and when the last one had subscribed."""
+    procs = []
+    logs = []
+    for i, env in enumerate(envs):
+        log_file = log_dir / f"worker-{tag}-{i}.log"
+        logs.append(log_file)
+        procs.append(_python("-m", "bydata.cli", "ingest", env=env, stdout=log_file.open("w")))
+    for log_file in logs:
+        for _ in range(1200):
+            if "is subscribed" in log_file.read_text():
+                break
+            time.sleep(0.05)
+        else:
+            raise SystemExit(f"worker did not subscribe: {log_file.read_text()[-2000:]}")
+    return procs, time.time()
 
 
 def run_end_to_end(
@@ -303,14 +352,20 @@ def run_end_to_end(
     *,
     workers: int,
     fanout: bool,
+    drain: bool = False,
     soak_s: float = 0.0,
     log_dir: Path,
 ) -> dict[str, Any]:
+    """Publish to ``workers`` ingest processes and time until every message is committed.
+
+    ``drain``: the workers subscribe and stop, the publisher fills the broker's queue for
+    their sessions, and the time runs from their return (subscribed) to the last commit.
+    """
     from store import counters
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}/"
     group = f"bench{uuid.uuid4().hex[:6]}" if workers > 1 else ""
-    procs = []
+    envs = []
     for i in range(workers):
         env = {
             "BYDATA_DATABASE_URL": db_url,
@@ -318,7 +373,7 @@ def run_end_to_end(
             "BYDATA_INGEST_CLIENT_ID": f"bench-{i}-{uuid.uuid4().hex[:6]}",
             "BYDATA_INGEST_TOPIC_PREFIX": prefix,
             "BYDATA_INGEST_METRICS_PORT": "0",
-            "BYDATA_INGEST_SESSION_EXPIRY_S": "60",
+            "BYDATA_INGEST_SESSION_EXPIRY_S": "300",
             "BYDATA_INGEST_FANOUT": "true" if fanout else "false",
             "BYDATA_LOG_LEVEL": "INFO",
         }
@@ -326,18 +381,19 @@ def run_end_to_end(
             env["BYDATA_INGEST_SHARE_GROUP"] = group
             # bulk workers leave the SensorThings create topics alone (see the setting's description)
             env["BYDATA_INGEST_STA_CREATES"] = "false"
-        log = (log_dir / f"worker-{workers}-{i}.log").open("w")
-        procs.append(_python("-m", "bydata.cli", "ingest", env=env, stdout=log))
+        envs.append(env)
+    tag = f"{workers}{'-drain' if drain else ''}{'-soak' if soak_s else ''}{'' if fanout else '-nofanout'}"
+    procs, subscribed_at = _start_workers(envs, log_dir, tag)
+    published: dict[str, Any] | None = None
     try:
-        for i, _ in enumerate(procs):
-            log_file = log_dir / f"worker-{workers}-{i}.log"
-            for _ in range(600):
-                if "is subscribed" in log_file.read_text():
-                    break
-                time.sleep(0.1)
-            else:
-                raise SystemExit(f"worker did not subscribe: {log_file.read_text()[-2000:]}")
-        rss: list[list[float]] = [[] for _ in procs]
+        if drain:
+            for proc in procs:
+                _stop(proc)
+            pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0")
+            pub_out, _ = pub.communicate(timeout=900)
+            published = orjson.loads(pub_out.strip().splitlines()[-1])
+            procs, subscribed_at = _start_workers(envs, log_dir, tag + "-again")
+        rss: list[list[float]] = [[round(_rss_mb(p.pid) or 0, 1)] for p in procs]
         stop_sampling = threading.Event()
 
         def sample() -> None:
@@ -348,14 +404,10 @@ def run_end_to_end(
                         rss[k].append(round(value, 1))
 
         sampler = threading.Thread(target=sample, daemon=True)
-        for k, proc in enumerate(procs):
-            value = _rss_mb(proc.pid)
-            rss[k].append(round(value or 0, 1))
         sampler.start()
-        pub = _python(__file__, "--publisher", mqtt_url, file, prefix, str(soak_s))
+        pub = None if drain else _python(__file__, "--publisher", mqtt_url, file, prefix, str(soak_s))
         with psycopg.connect(db_url, autocommit=True) as conn:
-            target = n
-            published: dict[str, Any] | None = None
+            target = published["sent"] if published else n
             done_at = None
             last_say = time.time()
             last_change, last_received = time.time(), -1
@@ -370,11 +422,11 @@ def run_end_to_end(
                 if time.time() - last_say > 5:
                     say(f"received {received} of {target}")
                     last_say = time.time()
-                if published is None and pub.poll() is not None:
+                if published is None and pub is not None and pub.poll() is not None:
                     assert pub.stdout is not None
                     published = orjson.loads(pub.stdout.read().strip().splitlines()[-1])
                     target = published["sent"]
-                if received >= target and published is not None:
+                if published is not None and received >= target:
                     done_at = time.time()
                     break
                 time.sleep(0.05)
@@ -387,18 +439,19 @@ def run_end_to_end(
     finally:
         for proc in procs:
             _stop(proc)
-    elapsed = done_at - published["started"]
+    elapsed = done_at - (subscribed_at if drain else published["started"])
     observations = t[(counters.OBSERVATIONS_STORED, "")]
     result: dict[str, Any] = {
         "workers": workers,
         "fanout": fanout,
+        "mode": "drain" if drain else ("soak" if soak_s else "concurrent"),
         "messages": published["sent"],
         "seconds": round(elapsed, 2),
         "messages_per_s": round(published["sent"] / elapsed, 1),
         "observations_per_s": round((observations + t[(counters.OBSERVATIONS_DUPLICATE, "")]) / elapsed, 1),
         "observations_stored": observations,
         "publisher_messages_per_s": round(published["sent"] / (published["ended"] - published["started"]), 1),
-        "rss_mb": [{"start": r[0], "peak": max(r), "end": r[-1], "samples": len(r)} if r else None for r in rss],
+        "rss_mb": [{"start": r[0], "peak": max(r), "end": r[-1], "samples": len(r)} for r in rss],
     }
     if soak_s:
         result["rss_mb_series"] = [r[:: max(1, len(r) // 60)] for r in rss]
@@ -526,21 +579,21 @@ def main() -> None:
         say(f"workload: {len(messages)} messages, {observations} observations; measuring the receive limit")
         report["receive_limit"] = measure_receive_limit(mqtt_url, file, len(messages))
         say(f"receive limit: {report['receive_limit']}")
-        runs = [(w, True) for w in args.workers]
+        runs = [(w, True, False) for w in args.workers] + [(1, True, True)]
         if args.no_fanout:
-            runs.append((1, False))
+            runs.append((1, False, False))
         report["end_to_end"] = []
-        for workers, fanout in runs:
-            say(f"end to end: {workers} worker(s), fan-out {fanout}")
+        for workers, fanout, drain in runs:
+            say(f"end to end: {workers} worker(s), fan-out {fanout}, {'drain' if drain else 'concurrent'}")
             with scratch_database(db_server, provisioning) as db_url:
                 result = run_end_to_end(
                     db_url, mqtt_url, file, len(messages), observations, workers=workers, fanout=fanout,
-                    log_dir=Path(tmp),
+                    drain=drain, log_dir=Path(tmp),
                 )  # fmt: skip
                 if "store_limit" not in report:
                     report["store_limit"] = measure_store_limit(db_url)
                     report["stages"] = measure_stages(db_url, messages)
-            receive = report["receive_limit"]["messages_per_s"]
+            receive = report["receive_limit"]["drain_messages_per_s" if drain else "messages_per_s"]
             result["ratio_to_receive_limit"] = round(result["messages_per_s"] / receive, 3)
             store = report["store_limit"]["rows_per_s"]
             result["ratio_to_store_limit"] = round(result["observations_per_s"] / store, 3)
@@ -551,7 +604,9 @@ def main() -> None:
                     db_url, mqtt_url, file, len(messages), observations, workers=1, fanout=True, soak_s=args.soak,
                     log_dir=Path(tmp),
                 )  # fmt: skip
-    one = next((r for r in report["end_to_end"] if r["workers"] == 1 and r["fanout"]), None)
+    one = next(
+        (r for r in report["end_to_end"] if r["workers"] == 1 and r["fanout"] and r["mode"] == "concurrent"), None
+    )
     two = next((r for r in report["end_to_end"] if r["workers"] == 2), None)
     report["targets"] = {
         "end_to_end_at_least_half_of_receive_limit": one is not None and one["ratio_to_receive_limit"] >= 0.5,
@@ -568,7 +623,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
         publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--subscriber":
-        subscriber_main(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        subscriber_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bydata.cli_ingest import app as ingest_app
-from bydata.cli_ingest import devices_app, quarantine_app
+from bydata.cli_ingest import devices_app, quarantine_app, start_demo_pipeline
 from bydata.services import broker_url, database_url
 from bydata.settings import Settings, get_settings
 
@@ -175,9 +175,13 @@ def demo(
         console.print(f"  MQTT broker  {_redact_mqtt(mqtt_url)}")
         console.print(f"  health       {base}/health")
         console.print(f"  API docs     {base}/docs")
+        pipeline = start_demo_pipeline(settings, db_url, mqtt_url, stop)
         console.print("Press Ctrl-C to stop.")
         started = time.monotonic()
         _serve_api(settings, db_url, stop)
+        stop.set()
+        for thread in pipeline:
+            thread.join(timeout=60)
         console.print(f"stopped after {time.monotonic() - started:.1f} s")
 
 

@@ -403,3 +403,69 @@ def quarantine_discard(
     with database_url(settings) as db_url, connect(db_url) as conn:
         n = quarantine.discard(conn, ids)
     out.print(f"discarded {n}")
+
+
+# -- the demo ---------------------------------------------------------------------------------
+
+
+def start_demo_pipeline(
+    settings: Settings, db_url: str, mqtt_url: str, stop: threading.Event
+) -> list[threading.Thread]:
+    """Simulated devices of the three cases -> ingest -> store, as threads of ``bydata demo``.
+
+    The simulators' provisioning is imported, an ingest worker subscribes, then the
+    simulators publish a few hours of backfill (as fast as the broker takes it) and go on
+    live, with a small rate of every fault, so the quarantine has something to show. The
+    run's manifest (ground truth) is written under the data directory.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from simulators.engine import RunOptions, Simulation
+    from simulators.faults import parse_rates
+    from simulators.publisher import Publisher
+    from simulators.run import run
+    from store.db import connect
+    from store.provisioning import import_provisioning
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    options = RunOptions(
+        cases=("air", "parking", "energy"),
+        start=now,
+        backfill=timedelta(hours=3),
+        duration=None,
+        speed=1.0,
+        spaces=50,
+        faults=parse_rates([], 0.01),
+    )
+    with connect(db_url) as conn:
+        import_provisioning(conn, Simulation(options).provisioning())
+    service = build_service(settings, db_url, mqtt_url)
+    ready = threading.Event()
+
+    def ingest() -> None:
+        try:
+            service.run(stop, ready=ready.set)
+        except Exception:
+            log.exception("the demo's ingest stopped")
+            stop.set()
+
+    directory = settings.data_dir / "runs" / f"demo-{now.strftime('%Y%m%dT%H%M%SZ')}"
+
+    def simulate() -> None:
+        if not ready.wait(60) or stop.is_set():
+            return
+        try:
+            with Publisher(mqtt_url) as publisher:
+                run(options, directory, publisher.publish, stop=stop)
+        except Exception:
+            log.exception("the demo's simulators stopped")
+
+    threads = [
+        threading.Thread(target=ingest, name="demo-ingest", daemon=True),
+        threading.Thread(target=simulate, name="demo-simulators", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    console.print(f"  simulators   air, parking, energy (3 h backfill, then live); manifest {directory}")
+    console.print("  ingest       `bydata ingest stats`, `bydata quarantine list`, `bydata devices list`")
+    return threads

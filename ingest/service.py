@@ -27,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,15 +88,17 @@ def notification(new: NewObservation, base_url: str) -> bytes:
     body: dict[str, Any] = {
         "@iot.id": new.id,
         "@iot.selfLink": link,
-        "phenomenonTime": format_time(o.phenomenon_time, o.phenomenon_time_end),
-        "resultTime": format_time(o.result_time) if o.result_time is not None else None,
+        "phenomenonTime": o.phenomenon_time
+        if o.phenomenon_time_end is None
+        else format_time(o.phenomenon_time, o.phenomenon_time_end),
+        "resultTime": o.result_time,
         "result": o.result,
         "Datastream@iot.navigationLink": f"{link}/Datastream",
         "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",
     }
     if o.parameters is not None:
         body["parameters"] = o.parameters
-    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z)
 
 
 class IngestService:
@@ -121,7 +124,9 @@ class IngestService:
         self.processor = Processor(self.sources, self.registry, self.models, topic_prefix=opts.topic_prefix)
         # The inbox holds at most what the broker may have unacknowledged (Receive Maximum),
         # plus slack for 3.1.1 brokers, whose own in-flight limit applies instead.
-        self._inbox: queue.Queue[Any] = queue.Queue(maxsize=opts.receive_maximum + opts.batch_max_messages)
+        self._inbox: deque[Delivery] = deque()
+        self._inbox_limit = opts.receive_maximum + opts.batch_max_messages
+        self._inbox_ready = threading.Event()
         self._batches: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._stop = threading.Event()
         self._failure: BaseException | None = None
@@ -147,13 +152,14 @@ class IngestService:
     # -- network thread ---------------------------------------------------------------------
 
     def _on_delivery(self, delivery: Delivery) -> None:
-        while not self._stop.is_set():
-            try:
-                self._inbox.put(delivery, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-        # stopping: the message stays unacknowledged and the broker will resend it
+        """Hand a delivery to the decode thread: a deque append, and a wake-up only if it sleeps."""
+        inbox = self._inbox
+        while len(inbox) >= self._inbox_limit:  # only with 3.1.1 brokers, which ignore Receive Maximum
+            if self._stop.wait(0.01):
+                return  # stopping: the message stays unacknowledged and the broker will resend it
+        inbox.append(delivery)
+        if not self._inbox_ready.is_set():
+            self._inbox_ready.set()
 
     # -- decode thread ----------------------------------------------------------------------
 
@@ -178,11 +184,14 @@ class IngestService:
         while not self._stop.is_set():
             wait = batch.started + opts.batch_max_age_s - time.monotonic() if batch.deliveries else 0.5
             item: Delivery | None = None
-            if wait > 0:
-                try:
-                    item = inbox.get(timeout=wait)
-                except queue.Empty:
-                    item = None
+            try:
+                item = inbox.popleft()
+            except IndexError:
+                if wait > 0:
+                    self._inbox_ready.clear()
+                    if not inbox:  # re-checked after clear(): an append in between is not missed
+                        self._inbox_ready.wait(wait)
+                    continue
             if item is not None:
                 try:
                     message = self._process(item)
@@ -210,7 +219,7 @@ class IngestService:
         self._hand_over(_STOP, deadline=time.monotonic() + 30)
 
     def _hand_over(self, batch: Any, deadline: float | None = None) -> None:
-        self.metrics.inbox.set(self._inbox.qsize())
+        self.metrics.inbox.set(len(self._inbox))
         while deadline is not None or not self._stop.is_set():
             try:
                 self._batches.put(batch, timeout=0.5)

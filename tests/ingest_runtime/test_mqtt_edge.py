@@ -7,7 +7,6 @@ import uuid
 
 from ingest.mqtt import Delivery, MqttEdge
 from ingest.mqtt_address import BrokerAddress
-
 from tests.conftest import wait_until
 
 from . import streams
