@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ingest._build import decoded, reading
 from ingest.codecs import check_models, get_codec
 from ingest.envelopes import ENVELOPES, LORAWAN, Uplink
 from ingest.sources import Source
@@ -83,7 +84,7 @@ def _codec_readings(uplink: Uplink, model: DeviceModel) -> tuple[tuple[Reading, 
         fields = codec.decode(uplink.f_port, uplink.payload, model.codec_options)
         kind = codec.kind(uplink.f_port)
     time, assumed = uplink.time, uplink.zone_assumed
-    return tuple(Reading(name, value, None, time, None, assumed) for name, value in fields.items()), kind
+    return tuple([reading(name, value, None, time, None, assumed) for name, value in fields.items()]), kind
 
 
 def decode_message(
@@ -112,10 +113,7 @@ def decode_message(
         told = f" (network says {out.model_hint!r})" if out.model_hint else ""
         raise UnknownDevice(f"device {out.device_id} is not provisioned and its model cannot be told{told}")
     readings, kind = _codec_readings(out, model)
-    meta = dict(out.meta)
-    if out.model_hint is not None:
-        meta["network_model_hint"] = out.model_hint
-    return Decoded(out.device_id, readings, model.key, kind, meta)
+    return decoded(out.device_id, readings, model.key, kind, out.meta)
 
 
 __all__ = ["LORAWAN", "ModelLookup", "decode_message", "load_models"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ingest._build import observation
 from ingest.quality import (
     FUTURE_TIME,
     LOW_COST_SENSOR,
@@ -38,6 +39,7 @@ _KINDS = {"number": NUMBER, "boolean": BOOLEAN, "text": TEXT, "json": JSON}
 _TRUE = frozenset({"true", "1", "on", "yes"})
 _FALSE = frozenset({"false", "0", "off", "no"})
 DEFAULT_WINDOW = PlausibilityWindow()
+_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class FieldPlan:
     high: float
     rules: Rules
     stateful: bool
+    scale: float = 1.0  # default unit -> canonical: value * scale + offset
+    offset: float = 0.0
+    identity: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +92,20 @@ def _property_plan(prop: PropertyDef, unit: str | None) -> FieldPlan:
         stuck_count=prop.stuck.count if prop.stuck else None,
     )
     kind = _KINDS[prop.result_type]
+    default_unit = unit or prop.unit
+    conv = units.converter(default_unit, prop.unit) if kind == NUMBER else None
     return FieldPlan(
         property=prop.key,
         kind=kind,
         canonical=prop.unit,
-        default_unit=unit or prop.unit,
+        default_unit=default_unit,
         low=float(prop.range[0]),
         high=float(prop.range[1]),
         rules=rules,
         stateful=kind == NUMBER and rules.stateful,
+        scale=conv.scale if conv else 1.0,
+        offset=conv.offset if conv else 0.0,
+        identity=conv.identity if conv else True,
     )
 
 
@@ -182,21 +192,32 @@ def _boolean(raw: Any, field: str) -> bool:
 
 
 def _value(plan: FieldPlan, reading: Reading) -> Any:
+    """The reading's value as the property's result type, in its canonical unit."""
+    raw = reading.value
     if plan.kind == NUMBER:
-        value = _number(reading.value, reading.field)
-        unit = reading.unit or plan.default_unit
-        if unit != plan.canonical:
+        kind = type(raw)
+        if kind is float and math.isfinite(raw):
+            value: float = raw
+        elif kind is int and -(2**53) <= raw <= 2**53:
+            value = float(raw)
+        else:
+            value = _number(raw, reading.field)
+        unit = reading.unit
+        if unit is None or unit == plan.default_unit:
+            if not plan.identity:
+                value = round(value * plan.scale + plan.offset, 9)
+        elif unit != plan.canonical:
             value = _converter(unit, plan.canonical, reading.field)(value)
         return value
     if plan.kind == BOOLEAN:
-        return _boolean(reading.value, reading.field)
-    if reading.value is None:
+        return _boolean(raw, reading.field)
+    if raw is None:
         raise MappingError(f"field {reading.field!r} is null")
     if plan.kind == TEXT:
-        if isinstance(reading.value, dict | list):
-            raise MappingError(f"field {reading.field!r}: expected text, got {type(reading.value).__name__}")
-        return str(reading.value)
-    return reading.value
+        if isinstance(raw, dict | list):
+            raise MappingError(f"field {reading.field!r}: expected text, got {type(raw).__name__}")
+        return str(raw)
+    return raw
 
 
 def _sta_plan(binding: DeviceBinding, datastream_id: Any) -> FieldPlan:
@@ -231,7 +252,8 @@ def normalise(
     datastreams = binding.datastreams
     base = (LOW_COST_SENSOR if binding.low_cost else 0) | (0 if binding.verified else UNVERIFIED_DEVICE)
 
-    staged: list[tuple[FieldPlan, int, Any, datetime, datetime | None, int]] = []
+    # Pass 1: map and convert everything (may raise); nothing is flagged or remembered yet.
+    staged: list[tuple[FieldPlan, int, Any, Reading]] = []
     ignored: list[str] = []
     unmapped: list[str] = []
     for reading in decoded.readings:
@@ -250,21 +272,11 @@ def normalise(
                     f"field {reading.field!r}: device {binding.device_id} has no Datastream for {fplan.property!r}"
                 )
             datastream_id = ds
-        value = _value(fplan, reading)
-        flags = base
-        t = reading.time
-        if t is None:
-            t = received
-            flags |= TIME_ASSUMED
-        elif t.tzinfo is not UTC:
-            t = t.astimezone(UTC)
-        if reading.zone_assumed:
-            flags |= ZONE_ASSUMED
-        end = reading.time_end
-        if end is not None and end.tzinfo is not UTC:
-            end = end.astimezone(UTC)
-        staged.append((fplan, datastream_id, value, t, end, flags))
+        staged.append((fplan, datastream_id, _value(fplan, reading), reading))
+    if not staged:
+        return Normalised((), tuple(ignored), tuple(unmapped))
 
+    # Pass 2: times, flags and per-datastream state.
     latest = received + window.max_future
     earliest = received - window.max_late
     result_time = meta.get("result_time") if meta else None
@@ -272,18 +284,29 @@ def normalise(
     if result_time is not None and result_time.tzinfo is not UTC:
         result_time = result_time.astimezone(UTC)
     observations: list[NormalisedObservation] = []
-    for fplan, datastream_id, value, t, end, reading_flags in staged:
-        flags = reading_flags
-        if t > latest:
-            flags |= FUTURE_TIME
-        elif t < earliest:
-            flags |= STALE_TIME
+    # Readings of one message usually share one time object: judge each time once.
+    seen: Any = _UNSEEN
+    t_utc, t_flags, ts = received, TIME_ASSUMED, 0.0
+    for fplan, datastream_id, value, reading in staged:
+        t = reading.time
+        if t is not seen:
+            seen = t
+            if t is None:
+                t_utc, t_flags = received, TIME_ASSUMED
+            else:
+                t_utc = t if t.tzinfo is UTC else t.astimezone(UTC)
+                t_flags = FUTURE_TIME if t_utc > latest else STALE_TIME if t_utc < earliest else 0
+            ts = t_utc.timestamp()
+        flags = base | t_flags
+        if reading.zone_assumed:
+            flags |= ZONE_ASSUMED
+        end = reading.time_end
+        if end is not None and end.tzinfo is not UTC:
+            end = end.astimezone(UTC)
         if fplan.kind == NUMBER:
             if value < fplan.low or value > fplan.high:
                 flags |= OUT_OF_RANGE
-            if fplan.stateful and not flags & FUTURE_TIME:
-                flags |= state.check(datastream_id, fplan.rules, t.timestamp(), value)
-        observations.append(
-            NormalisedObservation(datastream_id, t, received, value, end, result_time, flags, parameters)
-        )
+            if fplan.stateful and not t_flags & FUTURE_TIME:
+                flags |= state.check(datastream_id, fplan.rules, ts, value)
+        observations.append(observation(datastream_id, t_utc, received, value, end, result_time, flags, parameters))
     return Normalised(tuple(observations), tuple(ignored), tuple(unmapped))

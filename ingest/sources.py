@@ -99,14 +99,12 @@ class PlausibilityWindow:
 
     max_future_s: float = 300.0
     max_late_s: float = 604800.0
+    max_future: timedelta = field(init=False, repr=False, compare=False)
+    max_late: timedelta = field(init=False, repr=False, compare=False)
 
-    @property
-    def max_future(self) -> timedelta:
-        return timedelta(seconds=self.max_future_s)
-
-    @property
-    def max_late(self) -> timedelta:
-        return timedelta(seconds=self.max_late_s)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_future", timedelta(seconds=self.max_future_s))
+        object.__setattr__(self, "max_late", timedelta(seconds=self.max_late_s))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +194,12 @@ class _SourcesFile(BaseModel):
 class SourceSet:
     """The configured sources, in file order; :meth:`match` finds the one for a topic."""
 
+    _CACHE_SIZE = 200_000
+
     def __init__(self, sources: tuple[Source, ...]) -> None:
         self.sources = sources
         self._by_name = {s.name: s for s in sources}
+        self._by_topic: dict[str, Source] = {}  # topics repeat per device: remember the answer
 
     def __iter__(self) -> Iterator[Source]:
         return iter(self.sources)
@@ -211,9 +212,15 @@ class SourceSet:
 
     def match(self, topic: str) -> Source:
         """The first source whose filter matches ``topic``; :class:`NoSource` otherwise."""
+        found = self._by_topic.get(topic)
+        if found is not None:
+            return found
         for source in self.sources:
             for pattern in source._patterns:
                 if pattern.match(topic) is not None:
+                    if len(self._by_topic) >= self._CACHE_SIZE:
+                        self._by_topic.clear()
+                    self._by_topic[topic] = source
                     return source
         raise NoSource(f"topic {topic!r} matches no configured source")
 

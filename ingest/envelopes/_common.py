@@ -1,9 +1,10 @@
-"""Helpers every envelope decoder shares: JSON, base64, times, and the LoRaWAN uplink value."""
+"""What every envelope decoder shares: JSON, base64, times, and the LoRaWAN uplink value."""
 
 from __future__ import annotations
 
 import binascii
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -17,7 +18,7 @@ from ingest.types import DecodeError
 _MAX_EPOCH = 7258118400.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Uplink:
     """A LoRaWAN uplink as a network server delivered it, before the device codec runs.
 
@@ -25,6 +26,7 @@ class Uplink:
     network sent none, its own device id. ``network_decoded`` is the payload object the
     network server's formatter produced, if any; ``model_hint`` is what the network says
     the device is (TTS ``version_ids`` as ``brand_id/model_id``, ChirpStack device-profile name).
+    A transient value between envelope and codec, so not frozen (cheaper to build).
     """
 
     device_id: str
@@ -61,11 +63,21 @@ def b64decode(text: Any, what: str) -> bytes:
         raise DecodeError(f"{what}: bad base64 {text[:40]!r} ({exc})") from None
 
 
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+_euis: dict[str, str] = {}
+
+
 def normalise_eui(text: str) -> str:
     """DevEUI as Bydata keys it: 16 lower-case hex digits (TTS writes upper, ChirpStack lower)."""
+    eui = _euis.get(text)
+    if eui is not None:
+        return eui
     eui = text.strip().lower().replace("-", "").replace(":", "")
-    if len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui):
-        raise DecodeError(f"DevEUI {text!r} is not 16 hex digits")
+    if _HEX16.fullmatch(eui) is None:
+        raise DecodeError(f"DevEUI {text!r:.40} is not 16 hex digits")
+    if len(_euis) >= 200_000:
+        _euis.clear()
+    _euis[text] = eui
     return eui
 
 

@@ -11,9 +11,10 @@ they decode to ``kind="status"`` with no readings.
 
 from __future__ import annotations
 
+from ingest._build import decoded, reading
 from ingest.envelopes._common import epoch_time, expect_object, loads
 from ingest.sources import Source
-from ingest.types import Decoded, DecodeError, RawMessage, Reading
+from ingest.types import Decoded, DecodeError, RawMessage
 
 NAME = "amsreader"
 
@@ -30,7 +31,7 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
 
     data = doc.get("data")
     if data is None:
-        return Decoded(device_id or "", (), source.device_model, "status", {})
+        return decoded(device_id or "", (), source.device_model, "status", {})
     if not isinstance(data, dict):
         raise DecodeError("amsreader data is not an object")
     if not device_id:
@@ -41,5 +42,5 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
     # t is the meter's package time; 0 means the meter sent none.
     if stamp is not None and stamp != 0:
         time = epoch_time(stamp, "amsreader t")
-    readings = tuple(Reading(name, value, None, time) for name, value in data.items())
-    return Decoded(device_id, readings, source.device_model, "state", {})
+    readings = tuple(reading(name, value, None, time) for name, value in data.items())
+    return decoded(device_id, readings, source.device_model, "state", {})

@@ -51,6 +51,8 @@ def decode(raw: RawMessage, source: Source) -> Uplink:
     hint = profile if isinstance(profile, str) and profile else None
 
     meta: dict[str, Any] = {"f_port": f_port}
+    if hint is not None:
+        meta["network_model_hint"] = hint
     f_cnt = doc.get("fCnt")
     if isinstance(f_cnt, int):
         meta["f_cnt"] = f_cnt

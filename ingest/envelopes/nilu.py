@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest._build import decoded, reading
 from ingest.envelopes._common import loads, parse_time
 from ingest.sources import Source
 from ingest.types import Decoded, DecodeError, RawMessage, Reading
@@ -42,7 +43,7 @@ def _reading(record: Any, i: int, source: Source) -> tuple[str | None, Reading, 
     station = record.get("station")
     station_id = station if isinstance(station, str) and station and station != "N/A" else None
     unit_text = unit if unit and unit != "N/A" else None
-    return station_id, Reading(component, record["value"], unit_text, start, end, zone_assumed), record.get("eoi")
+    return station_id, reading(component, record["value"], unit_text, start, end, zone_assumed), record.get("eoi")
 
 
 def decode(raw: RawMessage, source: Source) -> Decoded:
@@ -54,12 +55,12 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
     readings: list[Reading] = []
     eoi = None
     for i, record in enumerate(records):
-        station, reading, record_eoi = _reading(record, i, source)
+        station, item, record_eoi = _reading(record, i, source)
         if station is not None:
             stations.add(station)
         if isinstance(record_eoi, str) and record_eoi != "N/A":
             eoi = record_eoi
-        readings.append(reading)
+        readings.append(item)
     if len(stations) > 1:
         raise DecodeError(f"NILU message mixes stations {sorted(stations)}; publish one station per message")
     if source.device_id_from == "topic" or not stations:
@@ -69,4 +70,4 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
     if not device_id:
         raise DecodeError("NILU record names no station and the topic names no device")
     meta = {"eoi": eoi} if eoi else {}
-    return Decoded(device_id, tuple(readings), source.device_model, "state", meta)
+    return decoded(device_id, tuple(readings), source.device_model, "state", meta)

@@ -21,6 +21,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from ingest._build import decoded, reading
 from ingest.envelopes._common import epoch_time, loads
 from ingest.sources import Source
 from ingest.types import Decoded, DecodeError, RawMessage, Reading
@@ -122,11 +123,11 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
             else:
                 value = _text(rec, key, i)
                 unit = None
-            readings.append(Reading(n, value, unit, time))
+            readings.append(reading(n, value, unit, time))
             if "s" in rec:
-                readings.append(Reading(f"{n}[sum]", bs + _number(rec, "s", i), unit, time))
+                readings.append(reading(f"{n}[sum]", bs + _number(rec, "s", i), unit, time))
         else:
-            readings.append(Reading(n, bs + _number(rec, "s", i), unit, time))
+            readings.append(reading(n, bs + _number(rec, "s", i), unit, time))
 
     if source.device_id_from == "topic" or device_bn is None:
         device_id = source.topic_device_id(raw.topic)
@@ -134,4 +135,4 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
         device_id = device_bn.rstrip(":/") or device_bn
     if not device_id:
         raise DecodeError("SenML pack has no base name and the topic names no device")
-    return Decoded(device_id, tuple(readings), source.device_model, "state", {})
+    return decoded(device_id, tuple(readings), source.device_model, "state", {})

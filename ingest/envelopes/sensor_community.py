@@ -10,6 +10,7 @@ read in the source's zone.
 
 from __future__ import annotations
 
+from ingest._build import decoded, reading
 from ingest.envelopes._common import expect_object, loads, parse_time
 from ingest.sources import Source
 from ingest.types import Decoded, DecodeError, RawMessage, Reading
@@ -47,9 +48,9 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
             raise DecodeError(f"airrohr sensordatavalues[{i}] has no value_type")
         if "value" not in item:
             raise DecodeError(f"airrohr sensordatavalues[{i}] ({name}) has no value")
-        readings.append(Reading(name, item["value"], None, time, None, zone_assumed))
+        readings.append(reading(name, item["value"], None, time, None, zone_assumed))
     meta = {}
     software = doc.get("software_version")
     if isinstance(software, str):
         meta["software_version"] = software
-    return Decoded(device_id, tuple(readings), source.device_model, "state", meta)
+    return decoded(device_id, tuple(readings), source.device_model, "state", meta)

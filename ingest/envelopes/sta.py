@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ingest._build import decoded, reading
 from ingest.envelopes._common import expect_object, loads, parse_time
 from ingest.sources import Source
-from ingest.types import Decoded, DecodeError, RawMessage, Reading
+from ingest.types import Decoded, DecodeError, RawMessage
 
 NAME = "sta"
 
@@ -83,5 +84,5 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
         meta["parameters"] = parameters
     if "@iot.id" in body:
         meta["iot_id"] = body["@iot.id"]
-    reading = Reading("result", body["result"], None, start, end, zone_assumed)
-    return Decoded(f"Datastreams({datastream_id})", (reading,), None, "state", meta)
+    result = reading("result", body["result"], None, start, end, zone_assumed)
+    return decoded(f"Datastreams({datastream_id})", (result,), None, "state", meta)

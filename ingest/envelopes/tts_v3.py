@@ -57,6 +57,8 @@ def decode(raw: RawMessage, source: Source) -> Uplink:
             hint = f"{brand}/{model}"
 
     meta: dict[str, Any] = {"f_port": f_port}
+    if hint is not None:
+        meta["network_model_hint"] = hint
     f_cnt = up.get("f_cnt")
     if isinstance(f_cnt, int):
         meta["f_cnt"] = f_cnt

@@ -117,7 +117,11 @@ def test_chirpstack_docs_example(sources: SourceSet, raw_file: Callable[..., Raw
         zone_assumed=False,
         network_decoded=None,
         model_hint="Test device-profile",
-        meta={"f_port": 1, "deduplication_id": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d"},
+        meta={
+            "f_port": 1,
+            "network_model_hint": "Test device-profile",
+            "deduplication_id": "3ac7e3c4-4401-4b8d-9386-a5c902f9202d",
+        },
     )
 
 

@@ -19,9 +19,7 @@ from schemas.quality import decode as flag_names
 
 
 def _binding(models: dict[str, DeviceModel], key: str, **kw: Any) -> DeviceBinding:
-    binding = binding_for(models[key], **kw)
-    assert isinstance(binding, DeviceBinding)
-    return binding
+    return binding_for(models[key], **kw)
 
 
 def _run(
@@ -400,3 +398,23 @@ def test_sta_result_type_is_checked(sources: SourceSet, models: dict[str, Device
     ok = _run(sources, RawMessage("v1.1/Datastreams(9)/Observations", b'{"result": false}', RECEIVED), binding)
     assert ok.observations[0].result is False
     assert flag_names(ok.observations[0].quality_flags) == ["time_assumed"]
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value", "flagged"),
+    [
+        ("elsys-ers-co2", "co2", 65535, True),  # the sensor's error value
+        ("elsys-ers-co2", "temperature", -3276.8, True),  # int16 0x8000 / 10
+        ("elsys-ers-co2", "co2", 420, False),
+        ("airrohr-sds011-bme280", "SDS_P1", "2500.00", True),
+        ("airrohr-sds011-bme280", "BME280_pressure", "0.00", True),
+        ("nilu-reference-station", "NO2", -0.4, True),
+        ("nwave-nps405", "battery_voltage", 3.344, False),
+        ("amsreader-han", "P", -5, True),
+    ],
+)
+def test_implausible_values_are_flagged_out_of_range(
+    models: dict[str, DeviceModel], model: str, field: str, value: Any, flagged: bool
+) -> None:
+    o = _one(models, model, Reading(field, value, None, RECEIVED))
+    assert ("out_of_range" in flag_names(o.quality_flags)) is flagged
