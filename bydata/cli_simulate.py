@@ -109,7 +109,9 @@ def simulate(
     manifest: Annotated[
         Path | None, typer.Option(help="Directory for the manifest (default: <data dir>/runs/<case>-<start>-s<seed>).")
     ] = None,
-    publish: Annotated[bool, typer.Option(help="Publish to MQTT; --no-publish only writes the manifest.")] = True,
+    publish: Annotated[
+        bool, typer.Option(help="Publish to MQTT; --no-publish only writes the manifest, as fast as it can.")
+    ] = True,
     max_unacked: Annotated[int, typer.Option(help="QoS-1 messages allowed to wait for their PUBACK.")] = 1000,
 ) -> None:
     """Publish simulated devices in their vendors' wire formats and write the ground truth.
@@ -119,7 +121,8 @@ def simulate(
     """
     from bydata.settings import get_settings
     from simulators.engine import RunOptions
-    from simulators.faults import FAULTS, parse_rates
+    from simulators.faults import FAULTS, check_exclusive, parse_rates
+    from simulators.formats import ELIGIBLE
     from simulators.run import run
     from simulators.timefmt import iso_z
 
@@ -129,6 +132,7 @@ def simulate(
         raise typer.Exit()
     try:
         rates = parse_rates(fault or [], faults)
+        check_exclusive(rates, ELIGIBLE)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault/--faults") from None
     span = parse_span(duration) if duration is not None else None
@@ -212,7 +216,7 @@ def simulate(
                 )
 
         try:
-            summary = run(options, directory, publish_fn, progress=advance, stop=stop)
+            summary = run(options, directory, publish_fn, pace=publish, progress=advance, stop=stop)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: the manifest holds what was published")
             summary = None

@@ -76,7 +76,8 @@ class ManifestWriter:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         data = provisioning.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 5,000 devices in a blink
+        text = yaml.dump(data, Dumper=dumper, sort_keys=False, allow_unicode=True)
         (directory / "provisioning.yaml").write_text(text, encoding="utf-8")
         self._lines: IO[bytes] = (directory / "messages.jsonl").open("wb")
         self.count = 0

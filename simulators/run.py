@@ -40,13 +40,15 @@ def run(
     faults: Counter[str] = Counter()
     complete = False
     launch = time.monotonic()
+    end = options.end  # messages held past the end (late ones) go out when the run ends, unpaced
     provisioning = sim.provisioning()
     with ManifestWriter(directory, provisioning) as manifest:
         try:
             for msg in sim.messages():
                 if stop is not None and stop.is_set():
                     break
-                if pace and msg.sent_at > options.start:
+                live = msg.sent_at > options.start and (end is None or msg.sent_at < end)
+                if pace and live:
                     due = launch + (msg.sent_at - options.start).total_seconds() / options.speed
                     if _sleep_until(due, stop):
                         break
@@ -86,3 +88,18 @@ def _sleep_until(due: float, stop: threading.Event | None) -> bool:
                 return True
         else:
             time.sleep(min(left, 0.5))
+
+
+def run_to_broker(
+    url: str,
+    options: RunOptions,
+    directory: Path,
+    *,
+    stop: threading.Event | None = None,
+    max_unacked: int = 1000,
+) -> dict[str, Any]:
+    """Publish a run to the broker at ``url`` (for ``bydata demo`` and tests); returns ``run.json``."""
+    from simulators.publisher import Publisher
+
+    with Publisher(url, max_unacked=max_unacked) as publisher:
+        return run(options, directory, publisher.publish, stop=stop)

@@ -94,7 +94,7 @@ def tts_uplink(
     uplink["settings"] = {
         "data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": spreading_factor, "coding_rate": "4/5"}},
         "frequency": str(frequency),
-        "timestamp": gateways[0].timestamp if gateways else 0,
+        "timestamp": int(received_at.timestamp() * 1e6) & 0xFFFFFFFF,
     }
     uplink["received_at"] = iso_nano_z(received_at)
     uplink["consumed_airtime"] = "0.185344s"
