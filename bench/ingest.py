@@ -78,7 +78,7 @@ def _paho_client(url: str, client_id: str = "", inflight: int = 1000) -> Any:
     return c
 
 
-def publisher_main(url: str, file: str, prefix: str, repeat_s: float) -> None:
+def publisher_main(url: str, file: str, prefix: str, repeat_s: float, rate: float) -> None:
     """Publish the workload at QoS 1 as fast as the broker acknowledges (at most 1,000 in flight).
 
     One thread drives paho's loop by hand: a threaded paho publisher is 2-3 times slower here
@@ -115,6 +115,10 @@ def publisher_main(url: str, file: str, prefix: str, repeat_s: float) -> None:
             sent += 1
             if sent % 50 == 0:
                 c.loop(timeout=0)
+                if rate:
+                    ahead = started + sent / rate - time.time()
+                    if ahead > 0:
+                        c.loop(timeout=ahead)
             while sent - acked[0] >= inflight:
                 c.loop(timeout=0.01)
         if time.time() >= deadline:
@@ -300,7 +304,7 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     assert sub.stdout is not None
     if sub.stdout.readline().strip() != "ready":
         raise SystemExit("bare subscriber did not start")
-    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0")
+    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
     pub_out, _ = pub.communicate(timeout=900)
     sub_out, _ = sub.communicate(timeout=900)
     p, s = orjson.loads(pub_out.strip().splitlines()[-1]), orjson.loads(sub_out.strip().splitlines()[-1])
@@ -312,7 +316,7 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     client_id = f"bench-drain-{uuid.uuid4().hex[:6]}"
     first = _python(__file__, "--subscriber", mqtt_url, prefix + "#", "0", client_id)
     first.communicate(timeout=60)
-    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0")
+    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
     pub.communicate(timeout=900)
     sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), client_id)
     sub_out, _ = sub.communicate(timeout=900)
@@ -354,6 +358,7 @@ def run_end_to_end(
     fanout: bool,
     drain: bool = False,
     soak_s: float = 0.0,
+    soak_rate: float = 0.0,
     log_dir: Path,
 ) -> dict[str, Any]:
     """Publish to ``workers`` ingest processes and time until every message is committed.
@@ -389,7 +394,7 @@ def run_end_to_end(
         if drain:
             for proc in procs:
                 _stop(proc)
-            pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0")
+            pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
             pub_out, _ = pub.communicate(timeout=900)
             published = orjson.loads(pub_out.strip().splitlines()[-1])
             procs, subscribed_at = _start_workers(envs, log_dir, tag + "-again")
@@ -405,7 +410,8 @@ def run_end_to_end(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        pub = None if drain else _python(__file__, "--publisher", mqtt_url, file, prefix, str(soak_s))
+        rate = str(soak_rate) if soak_s else "0"
+        pub = None if drain else _python(__file__, "--publisher", mqtt_url, file, prefix, str(soak_s), rate)
         with psycopg.connect(db_url, autocommit=True) as conn:
             target = published["sent"] if published else n
             done_at = None
@@ -550,6 +556,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="End-to-end runs with these counts.")
     parser.add_argument("--no-fanout", action="store_true", help="Also run one worker without live fan-out.")
     parser.add_argument("--soak", type=float, default=0.0, help="Seconds of an extra memory run (one worker).")
+    parser.add_argument(
+        "--soak-rate", type=float, default=3000.0, help="Messages/s of the memory run (below what ingest takes)."
+    )
     args = parser.parse_args()
 
     db_server = _env("BYDATA_TEST_DATABASE_URL")
@@ -602,7 +611,7 @@ def main() -> None:
             with scratch_database(db_server, provisioning) as db_url:
                 report["soak"] = run_end_to_end(
                     db_url, mqtt_url, file, len(messages), observations, workers=1, fanout=True, soak_s=args.soak,
-                    log_dir=Path(tmp),
+                    soak_rate=args.soak_rate, log_dir=Path(tmp),
                 )  # fmt: skip
     one = next(
         (r for r in report["end_to_end"] if r["workers"] == 1 and r["fanout"] and r["mode"] == "concurrent"), None
@@ -621,7 +630,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
-        publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+        publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--subscriber":
         subscriber_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:

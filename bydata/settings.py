@@ -75,11 +75,13 @@ class Settings(BaseSettings):
         "broker, e.g. 'kristiansund/'); empty: the topics of schemas/sources.yaml as they are.",
     )
     ingest_batch_max_messages: int = Field(
-        default=2000, ge=1, description="A batch is written when it holds this many messages ..."
+        default=2000, ge=1, description="Write a batch once it holds this many messages."
     )
-    ingest_batch_max_observations: int = Field(default=10000, ge=1, description="... or this many observations ...")
+    ingest_batch_max_observations: int = Field(
+        default=10000, ge=1, description="Write a batch once it holds this many observations."
+    )
     ingest_batch_max_age_s: float = Field(
-        default=0.2, gt=0, description="... or when its first message waited this long (seconds)."
+        default=0.2, gt=0, description="Write a batch once its first message waited this long (seconds)."
     )
     ingest_receive_maximum: int = Field(
         default=10000,

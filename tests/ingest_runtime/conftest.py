@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from ingest.service import IngestOptions, IngestService
+from schemas.device_models import DeviceModel
 from schemas.provisioning import Provisioning
 from store import counters
 from store.provisioning import import_provisioning
@@ -57,12 +58,14 @@ def provisioning() -> Provisioning:
 
 
 @contextmanager
-def running_ingest(db_url: str, mqtt_url: str, **options: Any) -> Iterator[IngestService]:
+def running_ingest(
+    db_url: str, mqtt_url: str, *, models: Mapping[str, DeviceModel] | None = None, **options: Any
+) -> Iterator[IngestService]:
     """An ingest worker in this process (threads), subscribed when the block starts."""
     options.setdefault("worker", f"test-{uuid.uuid4().hex[:8]}")
     options.setdefault("session_expiry_s", 300)
     options.setdefault("batch_max_age_s", 0.05)
-    service = IngestService(db_url, mqtt_url, IngestOptions(**options))
+    service = IngestService(db_url, mqtt_url, IngestOptions(**options), models=models)
     stop = threading.Event()
     ready = threading.Event()
     errors: list[BaseException] = []
