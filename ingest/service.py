@@ -1,18 +1,22 @@
-"""The ingest worker: MQTT in, batches committed, acknowledged, fanned out. All its threading is here.
+"""The ingest worker: MQTT in, batches committed, acknowledged, fanned out.
 
-Three threads and two bounded queues::
+Three threads, two bounded hand-overs; this module and ``ingest.mqtt`` hold all the threading::
 
-    paho network thread --inbox (bounded)--> decode thread --batches (bounded)--> write thread
-      (ingest.mqtt)                            (ingest.process)                     (store.observations)
-                                                                                      |-> PUBACK each message
-                                                                                      '-> live notifications
+    network thread --inbox--> decode thread --batches (2)--> write thread
+    (ingest.mqtt)             (ingest.process)               (store.observations)
+         ^                                                        |
+         '---------- outbox: PUBACK each message, then notifications -'
 
-- The network thread only wraps each message and puts it on the inbox; decoding runs
-  on the decode thread, which groups messages into batches by size (messages or
-  observations) or age.
-- The write thread commits a batch in one transaction and only then acknowledges its
-  messages to the broker, in the order they arrived. A crash before that point loses
-  nothing: the broker resends, and the store absorbs what had been committed.
+- The network thread (``ingest-mqtt``) reads messages and appends them to the inbox, a deque
+  the decode thread drains (woken only when it sleeps). The broker never has more than
+  Receive Maximum messages unacknowledged, which bounds the inbox; with MQTT 3.1.1, which has
+  no Receive Maximum, a full inbox makes the network thread wait.
+- The decode thread decodes and normalises, and groups messages into batches by size
+  (messages or observations) or age.
+- The write thread commits a batch in one transaction and only then queues its messages'
+  acknowledgements (in arrival order) and the notifications on the network thread's outbox.
+  A crash before that point loses nothing: the broker resends, and the store absorbs what
+  had been committed.
 - While the database is unreachable the write thread retries the same batch with
   exponential backoff. The batch queue fills, the decode thread blocks, the inbox fills,
   and the broker stops sending once Receive Maximum messages are unacknowledged: memory

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +39,33 @@ TIME_ASSUMED = quality.flag("time_assumed")
 STATELESS_FLAGS = ("low_cost_sensor", "time_assumed", "zone_assumed", "out_of_range")
 
 
+# A fixed simulated hour (a Monday morning in term time): the same messages on every run.
+# Its payload times are months old, so time-window flags (stale_time, future_time) are not
+# compared; they depend on the receive time.
+START = "2026-03-02T08:00:00Z"
+
+
 def _nilu_topics_unsubscribed() -> bool:
     """The simulators publish NILU records on ``nilu/bodo/<station>``; is that topic received?"""
     try:
         load_sources().match("nilu/bodo/stormyra")
     except NoSource:
+        return True
+    return False
+
+
+def _senml_string_numbers_refused() -> bool:
+    """The simulators send SenML ``"v"`` as a JSON string (fault string_number) and expect it stored."""
+    from ingest.envelopes import senml
+    from ingest.types import DecodeError, RawMessage
+    from simulators.formats import SENML_FAULTS
+
+    if "string_number" not in SENML_FAULTS:
+        return False
+    pack = b'[{"bn":"urn:dev:mac:0024befffe804e01:","bt":1772438400,"n":"temperature","u":"Cel","v":"4.4"}]'
+    try:
+        senml.decode(RawMessage("senml/x", pack, datetime.now(UTC)), load_sources()["senml"])
+    except DecodeError:
         return True
     return False
 
@@ -71,24 +93,25 @@ def _same(stored: Any, expected: Any) -> bool:
 
 
 @pytest.mark.xfail(
-    _nilu_topics_unsubscribed(),
-    reason="schemas/sources.yaml subscribes to nilu/{device_id} but the simulators publish NILU records on "
-    "nilu/bodo/<station>: those messages never reach ingest (passes with the two reconciled)",
+    _nilu_topics_unsubscribed() or _senml_string_numbers_refused(),
+    reason="decoders and simulators disagree: (1) schemas/sources.yaml subscribes to nilu/{device_id} but the "
+    "simulators publish NILU records on nilu/bodo/<station>; (2) the simulators' string_number fault puts SenML "
+    "'v' as a JSON string and expects it stored, the SenML envelope quarantines it as malformed (RFC 8428: v is "
+    "a number). With both reconciled the test passes (checked by hand); strict, so it fails once they are.",
     strict=True,
 )
 def test_fault_injected_run_of_every_case_matches_the_manifest(
     migrated_db: str, mqtt_url: str, topic_prefix: str, spawn: Spawn, tmp_path: Path
 ) -> None:
     prefix = topic_prefix + "/"
-    start = (datetime.now(UTC) - timedelta(hours=1)).replace(second=0, microsecond=0)
     options = [
         "all",
         "--start",
-        start.isoformat().replace("+00:00", "Z"),
+        START,
         "--duration",
         "1h",
         "--speed",
-        "600",
+        "1800",
         "--spaces",
         "12",
         "--faults",
