@@ -21,12 +21,14 @@ TIME_ASSUMED = quality.flag("time_assumed")
 LOW_COST = quality.flag("low_cost_sensor")
 
 
-@pytest.fixture
-def db(migrated_db: str, provisioning: Provisioning) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
-    with psycopg.connect(migrated_db) as conn:
+@pytest.fixture(params=["migrated_db", "plain_db"], ids=["timescaledb", "plain"])
+def db(request: pytest.FixtureRequest, provisioning: Provisioning) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
+    """A provisioned database: TimescaleDB hypertable, and plain PostgreSQL."""
+    url: str = request.getfixturevalue(request.param)
+    with psycopg.connect(url) as conn:
         import_provisioning(conn, provisioning)
         streams = {d: dict(b.datastreams) for d, b in load_bindings(conn).items()}
-    yield migrated_db, streams
+    yield url, streams
 
 
 @pytest.fixture
