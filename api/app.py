@@ -10,17 +10,21 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
+from api.aggregates import router as aggregates_router
 from store.db import create_pool
 from store.features import detect
 
 
-def create_app(database_url: str, *, pool_min: int = 1, pool_max: int = 10) -> FastAPI:
+def create_app(
+    database_url: str, *, pool_min: int = 1, pool_max: int = 10, aggregate_max_buckets: int = 100_000
+) -> FastAPI:
     """Build the app around one connection pool, opened at start-up and closed at shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = create_pool(database_url, min_size=pool_min, max_size=pool_max, name="api")
         app.state.pool = pool
+        app.state.aggregate_max_buckets = aggregate_max_buckets
         try:
             yield
         finally:
@@ -45,4 +49,5 @@ def create_app(database_url: str, *, pool_min: int = 1, pool_max: int = 10) -> F
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    app.include_router(aggregates_router)
     return app

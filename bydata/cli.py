@@ -126,7 +126,12 @@ def _serve_api(settings: Settings, db_url: str, stop: threading.Event) -> None:
     from api.app import create_app
 
     config = uvicorn.Config(
-        create_app(db_url, pool_min=settings.db_pool_min, pool_max=settings.db_pool_max),
+        create_app(
+            db_url,
+            pool_min=settings.db_pool_min,
+            pool_max=settings.db_pool_max,
+            aggregate_max_buckets=settings.aggregate_max_buckets,
+        ),
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=None,
         description="Absolute base URL clients see (for self links); defaults to http://api_host:api_port.",
     )
+    aggregate_max_buckets: int = Field(
+        default=100_000,
+        ge=1,
+        description="Aggregation extension: most buckets one request may ask for (a larger request gets a 400).",
+    )
     db_pool_min: int = Field(default=1, ge=0, description="Minimum connections kept in the database pool.")
     db_pool_max: int = Field(default=10, ge=1, description="Maximum connections in the database pool.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
