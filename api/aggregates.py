@@ -16,6 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api.aggregates_request import AggregateRequestError, parse_request
+from api.errors import ApiError
 from schemas.sta import format_time
 from store.aggregates import (
     FUNCTIONS,
@@ -42,12 +43,6 @@ def server_settings(public_url: str) -> dict[str, Any]:
         "functions": list(FUNCTIONS),
         "documentation": public_url.rstrip("/") + "/docs#/aggregation%20extension",
     }
-
-
-def _error(code: int, message: str, parameter: str | None = None) -> Response:
-    body: dict[str, Any] = {"code": code, "type": "bad_request" if code == 400 else "not_found"}
-    body |= {"message": message, "parameter": parameter, "column": None}
-    return Response(orjson.dumps(body), status_code=code, media_type="application/json")
 
 
 def _support(request: Request) -> AggregateSupport:
@@ -123,9 +118,9 @@ def datastream_aggregates(
         with request.app.state.pool.connection() as conn:
             result = aggregate(conn, query, support)
     except (AggregateRequestError, AggregateError) as exc:
-        return _error(400, exc.message, exc.parameter)
+        raise ApiError(400, exc.message, parameter=exc.parameter) from exc
     except DatastreamNotFound:
-        return _error(404, f"no Datastream with id {datastream_id}")
+        raise ApiError(404, f"no Datastream with id {datastream_id}") from None
     body = render(
         datastream_id,
         result,

@@ -1,31 +1,56 @@
-"""The HTTP application: health now; the SensorThings API mounts here."""
+"""The HTTP application: health, and the OGC SensorThings API 1.1 under ``/v1.1``."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
+from api import errors
 from api.aggregates import router as aggregates_router
+from api.sta.routes import PREFIX, StaContext, build_router
+from api.sta.translate import Limits, ServerFeatures, Translator
 from store.db import create_pool
 from store.features import detect
+from store.sta import configure_connection
 
 
 def create_app(
-    database_url: str, *, pool_min: int = 1, pool_max: int = 10, aggregate_max_buckets: int = 100_000
+    database_url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    public_url: str = "http://127.0.0.1:8080",
+    default_top: int = 100,
+    max_top: int = 10_000,
+    aggregate_max_buckets: int = 100_000,
 ) -> FastAPI:
-    """Build the app around one connection pool, opened at start-up and closed at shutdown."""
+    """Build the app around one connection pool, opened at start-up and closed at shutdown.
+
+    ``public_url`` is the absolute prefix clients see (self and next links are absolute).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = create_pool(database_url, min_size=pool_min, max_size=pool_max, name="api")
+        pool = create_pool(
+            database_url, min_size=pool_min, max_size=pool_max, name="api", configure=partial(configure_connection)
+        )
         app.state.pool = pool
         app.state.aggregate_max_buckets = aggregate_max_buckets
+        app.state.public_url = public_url.rstrip("/")
         try:
+            with pool.connection(timeout=30) as conn:
+                features = detect(conn)
+            translator = Translator(
+                ServerFeatures(postgis=features.postgis_installed is not None),
+                Limits(default_top=min(default_top, max_top), max_top=max_top),
+            )
+            app.state.sta = StaContext(pool, translator, public_url.rstrip("/") + PREFIX)
             yield
         finally:
             pool.close()
@@ -36,6 +61,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
+    errors.install(app)
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     def health(request: Request) -> JSONResponse:
@@ -49,5 +75,6 @@ def create_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    app.include_router(build_router())
     app.include_router(aggregates_router)
     return app

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=None,
         description="Absolute base URL clients see (for self links); defaults to http://api_host:api_port.",
     )
+    sta_default_top: int = Field(
+        default=100, ge=1, description="SensorThings API: page size when a request gives no $top."
+    )
+    sta_max_top: int = Field(
+        default=10_000, ge=1, description="SensorThings API: largest page served; a larger $top gets a next link."
+    )
     aggregate_max_buckets: int = Field(
         default=100_000,
         ge=1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,7 +20,14 @@ def connect_dict(url: str, *, autocommit: bool = False) -> psycopg.Connection[di
     return psycopg.connect(url, autocommit=autocommit, row_factory=dict_row)
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, name: str = "bydata") -> ConnectionPool:
+def create_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "bydata",
+    configure: Callable[[psycopg.Connection[Any]], None] | None = None,
+) -> ConnectionPool:
     """An open pool that checks connections on checkout, so a restarted server heals the pool."""
     pool = ConnectionPool(
         url,
@@ -28,6 +36,7 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, name: str = 
         name=name,
         open=False,
         check=ConnectionPool.check_connection,
+        configure=configure,
     )
     pool.open(wait=min_size > 0, timeout=30)
     return pool
