@@ -11,13 +11,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
-from api import errors
+from api import aggregates, errors
 from api.aggregates import router as aggregates_router
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
+from api.write.routes import CONFORMANCE as CUD_CONFORMANCE
+from api.write.routes import build_write_router
 from store.db import create_pool
 from store.features import detect
 from store.sta import configure_connection
+
+
+def server_settings(public_url: str, base_url: str) -> dict[str, Any]:
+    """What Bydata adds to the service root's ``serverSettings`` beyond the read classes."""
+    return {
+        "conformance": [CUD_CONFORMANCE, aggregates.CONFORMANCE],
+        aggregates.CONFORMANCE: aggregates.server_settings(public_url),
+    }
 
 
 def create_app(
@@ -43,6 +53,7 @@ def create_app(
         app.state.pool = pool
         app.state.aggregate_max_buckets = aggregate_max_buckets
         app.state.public_url = public_url.rstrip("/")
+        app.state.server_settings = partial(server_settings, public_url.rstrip("/"))
         try:
             with pool.connection(timeout=30) as conn:
                 features = detect(conn)
@@ -76,5 +87,6 @@ def create_app(
         return JSONResponse(body)
 
     app.include_router(build_router())
+    app.include_router(build_write_router())
     app.include_router(aggregates_router)
     return app

@@ -55,10 +55,16 @@ def _context(request: Request) -> StaContext:
     return context
 
 
-def service_root(base_url: str) -> dict[str, Any]:
+def service_root(base_url: str, extra: Any = None) -> dict[str, Any]:
+    """``extra``: a callable giving more serverSettings for ``base_url`` (its ``conformance`` is appended)."""
+    settings: dict[str, Any] = {"conformance": list(CONFORMANCE)}
+    if extra is not None:
+        more = dict(extra(base_url))
+        settings["conformance"] += more.pop("conformance", [])
+        settings |= more
     return {
         "value": [{"name": e.set_name, "url": f"{base_url}/{e.set_name}"} for e in em.ENTITY_SETS.values()],
-        "serverSettings": {"conformance": list(CONFORMANCE)},
+        "serverSettings": settings,
     }
 
 
@@ -83,7 +89,7 @@ def serve(request: Request, rest: str) -> Response:
     """Answer ``GET /v1.1/<rest>`` (rest: the resource path after the version)."""
     context = _context(request)
     if not rest.strip("/"):
-        return _json(service_root(context.base_url))
+        return _json(service_root(context.base_url, getattr(request.app.state, "server_settings", None)))
     try:
         path = parse_resource_path(rest)
         options = parse_query_options(request.query_params.multi_items())
@@ -183,7 +189,7 @@ def build_router() -> APIRouter:
 
     @router.get("", summary="Service root: entity sets and conformance")
     def root(request: Request) -> Response:
-        return _json(service_root(_context(request).base_url))
+        return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
 
     def add(path: str, summary: str, description: str = "") -> None:
         params = [
