@@ -138,6 +138,10 @@ def _single(context: StaContext, path: ResourcePath, options: Any) -> Response:
 
 
 def _collection(request: Request, context: StaContext, path: ResourcePath, options: Any) -> Response:
+    if options.result_format is not None:  # the dataArray extension renders its own shape
+        from api.write.data_array import read_data_array
+
+        return read_data_array(request, context, path, request.query_params.multi_items())
     query = context.translator.collection(path.steps, options)
     rows = _run(context, query)
     if not rows and any(step.id is not None for step in path.steps):
