@@ -15,6 +15,8 @@ from api import aggregates, errors
 from api.aggregates import router as aggregates_router
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
+from api.write.batch import CONFORMANCE as BATCH_CONFORMANCE
+from api.write.batch import build_batch_router
 from api.write.data_array import CONFORMANCE as DATA_ARRAY_CONFORMANCE
 from api.write.data_array import build_data_array_router
 from api.write.routes import CONFORMANCE as CUD_CONFORMANCE
@@ -27,7 +29,7 @@ from store.sta import configure_connection
 def server_settings(public_url: str, base_url: str) -> dict[str, Any]:
     """What Bydata adds to the service root's ``serverSettings`` beyond the read classes."""
     return {
-        "conformance": [CUD_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
+        "conformance": [CUD_CONFORMANCE, BATCH_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
         aggregates.CONFORMANCE: aggregates.server_settings(public_url),
     }
 
@@ -90,6 +92,7 @@ def create_app(
 
     app.include_router(build_router())
     app.include_router(build_data_array_router())
+    app.include_router(build_batch_router())
     app.include_router(build_write_router())
     app.include_router(aggregates_router)
     return app

@@ -7,11 +7,14 @@ representation; an update answers ``200 OK`` with the new representation; a dele
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import jsonpatch
 import orjson
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +34,20 @@ JSON_PATCH = "application/json-patch+json"
 CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete"
 
 Notifier = Callable[[StaContext, Changes], None]
+
+
+# Inside a batch change set every request shares one connection and transaction.
+BATCH_CONNECTION: ContextVar[psycopg.Connection[Any] | None] = ContextVar("batch_connection", default=None)
+
+
+@contextmanager
+def connection(context: StaContext) -> Iterator[psycopg.Connection[Any]]:
+    shared = BATCH_CONNECTION.get()
+    if shared is not None:
+        yield shared
+        return
+    with context.pool.connection() as conn:
+        yield conn
 
 
 def _context(request: Request) -> StaContext:
@@ -62,7 +79,7 @@ def read_entity(context: StaContext, entity: em.EntityType, ident: int) -> dict[
     """The entity as a GET shows it (the read side renders it, so both sides agree)."""
     options = parse_query_options([])
     query = context.translator.entity((PathStep(entity.set_name, ident),), options)
-    with context.pool.connection() as conn:
+    with connection(context) as conn:
         rows = read_store.fetch_column(conn, query.statement, query.params)
     return render.entity(rows[0], query.plan, context.base_url) if rows else None
 
@@ -74,7 +91,7 @@ def _resolve_id(context: StaContext, steps: tuple[PathStep, ...]) -> int:
         return last.id
     options = parse_query_options([("$select", "id")])
     query = context.translator.entity(steps, options)
-    with context.pool.connection() as conn:
+    with connection(context) as conn:
         rows = read_store.fetch_column(conn, query.statement, query.params)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in steps)}")
@@ -98,7 +115,7 @@ def _parse(rest: str) -> ResourcePath:
 
 
 def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | None) -> tuple[Any, Changes]:
-    with context.pool.connection() as conn:
+    with connection(context) as conn:
         try:
             with conn.transaction():
                 writer = Writer(conn, observation_hook=getattr(context, "observation_hook", None))
@@ -107,7 +124,7 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | 
             raise ApiError(exc.code, exc.message) from exc
         except BodyError as exc:
             raise ApiError(400, exc.message, parameter=exc.where or None) from exc
-    if notify is not None:
+    if notify is not None and BATCH_CONNECTION.get() is None:
         notify(context, writer.changes)
     return result, writer.changes
 
