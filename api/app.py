@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
@@ -15,7 +16,6 @@ from api import aggregates, errors
 from api.aggregates import router as aggregates_router
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
-from api.write.batch import CONFORMANCE as BATCH_CONFORMANCE
 from api.write.batch import build_batch_router
 from api.write.data_array import CONFORMANCE as DATA_ARRAY_CONFORMANCE
 from api.write.data_array import build_data_array_router
@@ -29,7 +29,7 @@ from store.sta import configure_connection
 def server_settings(public_url: str, base_url: str) -> dict[str, Any]:
     """What Bydata adds to the service root's ``serverSettings`` beyond the read classes."""
     return {
-        "conformance": [CUD_CONFORMANCE, BATCH_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
+        "conformance": [CUD_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
         aggregates.CONFORMANCE: aggregates.server_settings(public_url),
     }
 
@@ -43,10 +43,13 @@ def create_app(
     default_top: int = 100,
     max_top: int = 10_000,
     aggregate_max_buckets: int = 100_000,
+    cors_origins: Sequence[str] = ("*",),
 ) -> FastAPI:
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
+    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
+    allowed from any origin by default.
     """
 
     @asynccontextmanager
@@ -65,7 +68,7 @@ def create_app(
                 ServerFeatures(postgis=features.postgis_installed is not None),
                 Limits(default_top=min(default_top, max_top), max_top=max_top),
             )
-            app.state.sta = StaContext(pool, translator, public_url.rstrip("/") + PREFIX)
+            app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
             yield
         finally:
             pool.close()
@@ -77,6 +80,8 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     def health(request: Request) -> JSONResponse:

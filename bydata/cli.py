@@ -28,6 +28,10 @@ schemas_app = typer.Typer(help="The shared schema's published JSON Schema docume
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
 
+from bydata.cli_simulate import app as simulate_app  # noqa: E402
+
+app.add_typer(simulate_app)
+
 console = Console(stderr=True)
 out = Console()
 

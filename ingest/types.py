@@ -104,3 +104,9 @@ class MappingError(IngestError):
     """Decoded, but a field cannot be mapped or converted (unknown unit, wrong type …)."""
 
     reason = UNMAPPED
+
+
+class NoSource(IngestError):
+    """The topic matches no configured source (``schemas/sources.yaml``)."""
+
+    reason = NO_SOURCE

@@ -18,13 +18,15 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 def configure_connection(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
-    """Pool ``configure`` hook: json columns parsed by orjson, and a time limit on every statement."""
+    """Pool ``configure`` hook: autocommit reads (one round trip each), orjson for json, a time limit."""
     set_json_loads(orjson.loads, conn)
+    conn.autocommit = True
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(statement_timeout_ms))))
-    conn.commit()
 
 
-def fetch_column(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> list[Any]:
+def fetch_column(
+    conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Mapping[str, Any]
+) -> list[Any]:
     """The first column of every row (the translator's statements return one json column ``e``).
 
     Statements are bounded by their LIMIT, so the page is fetched whole before any byte of
@@ -35,6 +37,6 @@ def fetch_column(conn: psycopg.Connection[Any], statement: sql.Composed, params:
         return [row[0] for row in cur.fetchall()]
 
 
-def fetch_scalar(conn: psycopg.Connection[Any], statement: sql.Composed, params: Mapping[str, Any]) -> Any:
+def fetch_scalar(conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Mapping[str, Any]) -> Any:
     row = conn.execute(statement, params).fetchone()
     return None if row is None else row[0]

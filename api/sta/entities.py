@@ -3,13 +3,14 @@
 For each of the eight entity types: its entity set, table, properties (with the SQL each
 maps to) and navigation relations (many-to-one by a foreign key here, one-to-many by a
 foreign key there, many-to-many through a link table). Pure data plus small functions
-that compose ``psycopg.sql`` fragments for a table alias; nothing here runs SQL.
+that compose ``psycopg.sql`` fragments for a table alias (join conditions, id sets, and
+:func:`render_property`, each property's value as the response shows it); nothing here runs SQL.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from psycopg import sql
@@ -48,10 +49,6 @@ class Property:
     computed: bool = False  # derived by the server, never written by clients
     geometry: Geometry | None = None
 
-    @property
-    def sortable(self) -> bool:
-        return self.type not in (PropType.JSON, PropType.ANY, PropType.GEOMETRY)
-
 
 class Join(StrEnum):
     FK_HERE = "fk_here"  # this table has the foreign key (many-to-one)
@@ -83,8 +80,9 @@ class EntityType:
     properties: Mapping[str, Property]
     relations: Mapping[str, Relation]
     default_order: tuple[tuple[str, bool], ...] = (("id", False),)  # (column, descending)
+    # column sets that identify a row: an order over one of them needs no tie-breaker
+    unique_keys: tuple[tuple[str, ...], ...] = (("id",),)
     id_column: str = "id"
-    singular_aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def property(self, name: str) -> Property | None:
         return self.properties.get(name)
@@ -233,6 +231,7 @@ OBSERVATION = EntityType(
     ),
     # Time order first: it is what the (datastream_id, phenomenon_time) key serves.
     default_order=(("phenomenon_time", False), ("id", False)),
+    unique_keys=(("id",), ("datastream_id", "phenomenon_time")),
 )  # fmt: skip
 
 FEATURE_OF_INTEREST = EntityType(
@@ -330,3 +329,58 @@ for _et in ENTITY_TYPES.values():
     for _rel in _et.relations.values():
         if _rel.inverse is not None and _rel.inverse not in ENTITY_TYPES[_rel.target].relations:
             raise AssertionError(f"{_et.name}.{_rel.name}: inverse {_rel.inverse} missing")
+
+
+# --------------------------------------------------------------------------------------
+# Property rendering
+
+
+def fmt_time(expr: sql.Composable) -> sql.Composable:
+    """ISO 8601 in UTC with ``Z`` (independent of the session's time zone)."""
+    return sql.SQL("((to_json(({}) AT TIME ZONE 'UTC') #>> '{{}}') || 'Z')").format(expr)
+
+
+def datastream_span(alias: str) -> tuple[sql.Composable, sql.Composable]:
+    """First and last phenomenon time of a Datastream's Observations.
+
+    The maintained columns when a writer keeps them, else two probes of the primary key
+    (datastream_id, phenomenon_time): never a scan.
+    """
+    a = sql.Identifier(alias)
+    first = sql.SQL(
+        "coalesce({a}.phenomenon_time_start, (SELECT o.phenomenon_time FROM observations o"
+        " WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time LIMIT 1))"
+    ).format(a=a)
+    last = sql.SQL(
+        "coalesce({a}.phenomenon_time_end, (SELECT coalesce(o.phenomenon_time_end, o.phenomenon_time)"
+        " FROM observations o WHERE o.datastream_id = {a}.id ORDER BY o.phenomenon_time DESC LIMIT 1))"
+    ).format(a=a)
+    return first, last
+
+
+def is_span(entity: EntityType, prop: Property) -> bool:
+    return entity.name == "Datastream" and prop.name == "phenomenonTime"
+
+
+def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Composable:
+    """The SQL value of ``prop`` as it appears in the response JSON."""
+    c = col(alias, prop.column)
+    if is_span(entity, prop):  # NULL without Observations: NULL || text is NULL
+        first, last = datastream_span(alias)
+        return sql.SQL("({} || '/' || {})").format(fmt_time(first), fmt_time(last))
+    if prop.type is PropType.DATETIME:
+        return fmt_time(c)
+    if prop.type is PropType.TIME_OBJECT:
+        end = col(alias, prop.end_column or "")
+        return sql.SQL("CASE WHEN {e} IS NULL THEN {s} ELSE {s} || '/' || {ef} END").format(
+            e=end, s=fmt_time(c), ef=fmt_time(end)
+        )
+    if prop.type is PropType.INTERVAL:
+        end = col(alias, prop.end_column or "")
+        return sql.SQL("CASE WHEN {s0} IS NULL THEN NULL ELSE {s} || '/' || {e} END").format(
+            s0=c, s=fmt_time(c), e=fmt_time(sql.SQL("coalesce({}, {})").format(end, c))
+        )
+    if prop.type is PropType.RESULT:
+        n, b, t, j = (col(alias, x) for x in RESULT_COLUMNS)
+        return sql.SQL("coalesce(to_json({}), to_json({}), to_json({}), {}::json)").format(n, b, t, j)
+    return c

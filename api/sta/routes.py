@@ -8,19 +8,23 @@ every path; deeper navigation paths fall through to the catch-all route.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from functools import lru_cache, partial
+from typing import Any
 
 import orjson
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from psycopg_pool import ConnectionPool
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.errors import ApiError
 from api.sta import entities as em
-from api.sta import render
+from api.sta import links, render
+from api.sta.odata import ast
 from api.sta.odata.parser import QueryError, parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
 from api.sta.translate import NotImplementedQuery, PathNotFound, Translator
@@ -44,10 +48,12 @@ class StaContext:
     pool: ConnectionPool
     translator: Translator
     base_url: str  # absolute, ending in /v1.1
+    planner: Callable[[str, tuple[tuple[str, str], ...]], Planned]
 
-    @property
-    def root(self) -> str:
-        return self.base_url
+    @classmethod
+    def create(cls, pool: ConnectionPool, translator: Translator, base_url: str, cache_size: int = 256) -> StaContext:
+        planner = lru_cache(maxsize=cache_size)(partial(plan_request, translator, base_url))
+        return cls(pool, translator, base_url, planner)
 
 
 def _context(request: Request) -> StaContext:
@@ -55,8 +61,8 @@ def _context(request: Request) -> StaContext:
     return context
 
 
-def service_root(base_url: str, extra: Any = None) -> dict[str, Any]:
-    """``extra``: a callable giving more serverSettings for ``base_url`` (its ``conformance`` is appended)."""
+def service_root(base_url: str, extra: Callable[[str], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """``extra``: more serverSettings for ``base_url`` from the other classes (its ``conformance`` is appended)."""
     settings: dict[str, Any] = {"conformance": list(CONFORMANCE)}
     if extra is not None:
         more = dict(extra(base_url))
@@ -68,36 +74,89 @@ def service_root(base_url: str, extra: Any = None) -> dict[str, Any]:
     }
 
 
-def _run(context: StaContext, query: SqlQuery) -> list[Any]:
+def _root(request: Request) -> Response:
+    return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
+
+
+def _run(context: StaContext, planned: Planned) -> list[Any]:
+    return _fetch(context, planned.statement, planned.query.params)
+
+
+@contextmanager
+def _database_errors() -> Iterator[None]:
+    """Database trouble as the API's errors: bad values are the client's, the rest is 503."""
     try:
-        with context.pool.connection() as conn:
-            return store.fetch_column(conn, query.statement, query.params)
+        yield
     except psycopg.errors.QueryCanceled as exc:
         raise ApiError(503, "the query took too long; narrow it with $filter or a smaller $top") from exc
     except psycopg.errors.DataError as exc:
         raise ApiError(400, f"the query cannot be evaluated: {exc.diag.message_primary or exc}") from exc
+    except (PoolTimeout, psycopg.OperationalError) as exc:
+        raise ApiError(503, f"the database is unavailable or busy ({type(exc).__name__}); try again") from exc
 
 
-def _count(context: SqlQuery, sta: StaContext) -> int | None:
-    if context.count_statement is None:
+def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
+    with _database_errors(), context.pool.connection() as conn:
+        return store.fetch_column(conn, statement, params)
+
+
+def _count(context: StaContext, query: SqlQuery) -> int | None:
+    """``@iot.count``: the same rows as the page, counted, when ``$count=true`` asked for it."""
+    if query.count_statement is None:
         return None
-    with sta.pool.connection() as conn:
-        return int(store.fetch_scalar(conn, context.count_statement, context.params))
+    with _database_errors(), context.pool.connection() as conn:
+        return int(store.fetch_scalar(conn, query.count_statement, query.params))
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A request translated: what to run and how to answer. Pure, so it is cached per request text."""
+
+    path: ResourcePath
+    options: ast.QueryOptions
+    query: SqlQuery
+    statement: sql.SQL  # the statement rendered once
+
+
+def plan_request(translator: Translator, base_url: str, rest: str, items: tuple[tuple[str, str], ...]) -> Planned:
+    """Resource path + query options -> statement (raises PathNotFound / QueryError)."""
+    path = parse_resource_path(rest)
+    options = parse_query_options(items)
+    if options.result_format is not None and options.result_format.lower() != "default":
+        raise NotImplementedQuery(
+            f"result format {options.result_format!r} is not served (only the default and dataArray)",
+            parameter="$resultFormat",
+        )
+    if path.property is not None:
+        query = translator.property(path.steps, path.property)
+    elif path.single:
+        if path.ref:
+            options = ast.QueryOptions(select=(ast.SelectItem(("@iot.selfLink",)),))
+        query = translator.entity(path.steps, options, base_url)
+    elif path.ref:
+        query = translator.refs(path.steps, options, base_url)
+    else:
+        query = translator.collection(path.steps, options, base_url)
+    return Planned(path, options, query, sql.SQL(query.statement.as_string(None)))
 
 
 def serve(request: Request, rest: str) -> Response:
     """Answer ``GET /v1.1/<rest>`` (rest: the resource path after the version)."""
     context = _context(request)
     if not rest.strip("/"):
-        return _json(service_root(context.base_url, getattr(request.app.state, "server_settings", None)))
+        return _root(request)
     try:
-        path = parse_resource_path(rest)
-        options = parse_query_options(request.query_params.multi_items())
-        if path.property is not None:
-            return _property(context, path)
-        if path.single:
-            return _single(context, path, options)
-        return _collection(request, context, path, options)
+        items = tuple(request.query_params.multi_items())
+        if any(k == "$resultFormat" and v.lower() == "dataarray" for k, v in items):
+            from api.sta.data_array import read_data_array  # the dataArray extension's own shape
+
+            return read_data_array(request, context, rest, items)
+        planned = context.planner(rest, items)
+        if planned.path.property is not None:
+            return _property(context, planned)
+        if planned.path.single:
+            return _single(context, planned)
+        return _collection(request, context, planned)
     except PathNotFound as exc:
         raise ApiError(404, str(exc)) from exc
     except NotImplementedQuery as exc:
@@ -110,13 +169,14 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _property(context: StaContext, path: ResourcePath) -> Response:
+def _property(context: StaContext, planned: Planned) -> Response:
+    path = planned.path
     assert path.property is not None
-    rows = _run(context, context.translator.property(path.steps, path.property))
+    rows = _run(context, planned)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
-    value = rows[0].get(path.property)
-    if value is None:
+    value = orjson.loads(rows[0]).get(path.property)
+    if path.value and value is None:  # a null has no raw value
         return Response(status_code=204)
     if path.value:
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
@@ -128,60 +188,61 @@ def _step_text(step: Any) -> str:
     return step.name if step.id is None else f"{step.name}({step.id})"
 
 
-def _single(context: StaContext, path: ResourcePath, options: Any) -> Response:
-    rows = _run(context, query := context.translator.entity(path.steps, options))
+def _single(context: StaContext, planned: Planned) -> Response:
+    rows = _run(context, planned)
     if not rows:
-        raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
-    if path.ref:
-        return _json({"@iot.selfLink": f"{context.base_url}/{query.plan.entity.set_name}({rows[0]['@iot.id']})"})
-    return _json(render.entity(rows[0], query.plan, context.base_url))
+        raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in planned.path.steps)}")
+    return Response(rows[0].encode(), media_type="application/json")
 
 
-def _collection(request: Request, context: StaContext, path: ResourcePath, options: Any) -> Response:
-    if options.result_format is not None:  # the dataArray extension renders its own shape
-        from api.write.data_array import read_data_array
-
-        return read_data_array(request, context, path, request.query_params.multi_items())
-    query = context.translator.collection(path.steps, options)
-    rows = _run(context, query)
+def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
+    path, query, options = planned.path, planned.query, planned.options
+    rows = _run(context, planned)
     if not rows and any(step.id is not None for step in path.steps):
         parent = path.steps[:-1]
-        if parent and not _run(context, context.translator.exists(parent)):
-            raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
-    count = _count(query, context)
+        if parent:
+            check = context.translator.exists(parent)
+            if not _fetch(context, check.statement, check.params):
+                raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
+    count = _count(context, query)
     next_url = None
-    if len(rows) > query.top:
-        rows = rows[: query.top]
+    more = len(rows) > query.top  # the statement asks for one row more than the page
+    rows = rows[: query.top]
+    if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
         url = f"{context.base_url}/{request.url.path.split(PREFIX + '/', 1)[1]}"
-        next_url = render.next_link(url, options.raw, query.top, query.skip + query.top)
-    return StreamingResponse(
-        render.collection_chunks(rows, query.plan, context.base_url, count=count, next_url=next_url, refs=path.ref),
-        media_type="application/json",
-    )
+        next_url = links.next_link(url, options.raw, query.top, query.skip + query.top)
+    chunks = render.collection_chunks(rows, count=count, next_url=next_url)
+    if len(rows) <= render.CHUNK:  # one chunk: a plain response costs less than a stream
+        return Response(b"".join(chunks), media_type="application/json")
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="application/json")
 
 
 # ---- routes -------------------------------------------------------------------------------
 
 
-def _options(  # noqa: PLR0917 - one parameter per documented query option
-    filter_: Annotated[str | None, Query(alias="$filter", description="Filter expression (OData 4 syntax).")] = None,
-    expand: Annotated[
-        str | None, Query(alias="$expand", description="Related entities to include, with nested options.")
-    ] = None,
-    select: Annotated[str | None, Query(alias="$select", description="Properties to return.")] = None,
-    orderby: Annotated[str | None, Query(alias="$orderby", description="Sort keys, each asc or desc.")] = None,
-    top: Annotated[str | None, Query(alias="$top", description="Page size (capped by the server's maximum).")] = None,
-    skip: Annotated[str | None, Query(alias="$skip", description="Entities to skip.")] = None,
-    count: Annotated[str | None, Query(alias="$count", description="true: include @iot.count.")] = None,
-) -> None:
-    """Documents the system query options; :func:`serve` reads them from the raw query string."""
-
-
-OptionsDep = Annotated[None, Depends(_options)]
+_OPTION_DOCS = (
+    ("$filter", "Filter expression (OData 4 syntax, SensorThings 1.1 functions)."),
+    ("$expand", "Related entities to include, with nested options in parentheses."),
+    ("$select", "Properties and navigation links to return."),
+    ("$orderby", "Sort keys, each optionally asc or desc."),
+    ("$top", "Page size (capped by the server's maximum; a next link gives the rest)."),
+    ("$skip", "Entities to skip."),
+    ("$count", "true: include @iot.count."),
+    ("$resultFormat", "dataArray: Observations grouped by Datastream as arrays of values (the dataArray extension)."),
+)
+QUERY_PARAMETERS = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in _OPTION_DOCS
+]
 
 
 def _handler(kind: str) -> Callable[..., Response]:
-    def handler(request: Request, _: OptionsDep) -> Response:
+    def handler(request: Request) -> Response:
         return serve(request, request.url.path.split(PREFIX + "/", 1)[1] if PREFIX + "/" in request.url.path else "")
 
     handler.__name__ = f"get_{kind}"
@@ -193,7 +254,7 @@ def build_router() -> APIRouter:
 
     @router.get("", summary="Service root: entity sets and conformance")
     def root(request: Request) -> Response:
-        return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
+        return _root(request)
 
     def add(path: str, summary: str, description: str = "") -> None:
         params = [
@@ -209,9 +270,17 @@ def build_router() -> APIRouter:
             description=description,
             response_class=Response,
             operation_id="get" + "".join(c if c.isalnum() else "_" for c in path),
-            openapi_extra={"parameters": params} if params else None,
+            openapi_extra={"parameters": params + QUERY_PARAMETERS},
         )
 
+    # Every route below calls the same handler, so the catch-all goes first: a request matches
+    # after two patterns instead of trying ~170; the explicit routes are there for OpenAPI.
+    add(
+        "/{path:path}",
+        "Nested resource paths",
+        "Navigation of any depth, e.g. Things(1)/Datastreams(2)/Observations or Datastreams(1)/Thing/Locations, "
+        "ending in an entity, a collection, a property, $value or $ref.",
+    )
     for e in em.ENTITY_SETS.values():
         add(f"/{e.set_name}", f"The {e.set_name} collection")
         add(f"/{e.set_name}/$ref", f"Self links of the {e.set_name} collection")
@@ -226,10 +295,4 @@ def build_router() -> APIRouter:
             add(f"/{e.set_name}({{id}})/{rel.name}/$ref", f"Self links of a {e.name}'s {rel.name}")
             if rel.many:
                 add(f"/{e.set_name}({{id}})/{rel.name}({{id2}})", f"One {target.name} of a {e.name}")
-    add(
-        "/{path:path}",
-        "Nested resource paths",
-        "Navigation of any depth, e.g. Things(1)/Datastreams(2)/Observations or Datastreams(1)/Thing/Locations, "
-        "ending in an entity, a collection, a property, $value or $ref.",
-    )
     return router

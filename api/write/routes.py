@@ -21,7 +21,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.sta import entities as em
-from api.sta import render
 from api.sta.odata.parser import parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
 from api.sta.routes import PREFIX, StaContext
@@ -31,6 +30,8 @@ from api.write.writer import Changes, WriteError, Writer
 from store import sta as read_store
 
 JSON_PATCH = "application/json-patch+json"
+_NO_OPTIONS = parse_query_options([])
+_ID_ONLY = parse_query_options([("$select", "id")])
 CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete"
 
 Notifier = Callable[[StaContext, Changes], None]
@@ -60,8 +61,10 @@ def _rest(request: Request) -> str:
     return path.split(PREFIX + "/", 1)[1] if PREFIX + "/" in path else ""
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+def _entity_response(body: bytes | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if body is None:  # deleted by a concurrent request between the write and the read
+        raise ApiError(404, "the entity no longer exists")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _step_text(step: PathStep) -> str:
@@ -75,13 +78,12 @@ def _entity_of(path: ResourcePath) -> em.EntityType:
     return entity
 
 
-def read_entity(context: StaContext, entity: em.EntityType, ident: int) -> dict[str, Any] | None:
-    """The entity as a GET shows it (the read side renders it, so both sides agree)."""
-    options = parse_query_options([])
-    query = context.translator.entity((PathStep(entity.set_name, ident),), options)
+def read_entity(context: StaContext, entity: em.EntityType, ident: int) -> bytes | None:
+    """The entity as a GET shows it, JSON (the read side renders it, so both sides agree)."""
+    query = context.translator.entity((PathStep(entity.set_name, ident),), _NO_OPTIONS, context.base_url)
     with connection(context) as conn:
         rows = read_store.fetch_column(conn, query.statement, query.params)
-    return render.entity(rows[0], query.plan, context.base_url) if rows else None
+    return rows[0].encode() if rows else None
 
 
 def _resolve_id(context: StaContext, steps: tuple[PathStep, ...]) -> int:
@@ -89,13 +91,12 @@ def _resolve_id(context: StaContext, steps: tuple[PathStep, ...]) -> int:
     last = steps[-1]
     if len(steps) == 1 and last.id is not None:
         return last.id
-    options = parse_query_options([("$select", "id")])
-    query = context.translator.entity(steps, options)
+    query = context.translator.entity(steps, _ID_ONLY, context.base_url)
     with connection(context) as conn:
         rows = read_store.fetch_column(conn, query.statement, query.params)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in steps)}")
-    return int(rows[0]["@iot.id"])
+    return int(orjson.loads(rows[0])["@iot.id"])
 
 
 def _body(raw: bytes) -> Any:
@@ -129,10 +130,17 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | 
     return result, writer.changes
 
 
+def _check_target(method: str, path: ResourcePath) -> None:
+    """POST goes to a collection, PATCH/PUT/DELETE to one entity; anything else is 405."""
+    if method == "POST" and (path.property is not None or path.ref or path.single):
+        raise ApiError(405, "POST creates an entity in a collection: address an entity set or navigation collection")
+    if method != "POST" and (path.property is not None or path.ref or not path.single):
+        raise ApiError(405, "PATCH, PUT and DELETE address one entity, such as Things(1)")
+
+
 def create(context: StaContext, rest: str, body: Any, notify: Notifier | None = None) -> Response:
     path = _parse(rest)
-    if path.property is not None or path.ref or path.single:
-        raise ApiError(405, "POST creates an entity in a collection: address an entity set or navigation collection")
+    _check_target("POST", path)
     entity = _entity_of(path)
     relation = None
     parent: em.EntityType | None = None
@@ -156,13 +164,12 @@ def create(context: StaContext, rest: str, body: Any, notify: Notifier | None = 
 
     ident, _ = _run(context, work, notify)
     location = f"{context.base_url}/{entity.set_name}({ident})"
-    return _json(read_entity(context, entity, ident), 201, {"Location": location})
+    return _entity_response(read_entity(context, entity, ident), 201, {"Location": location})
 
 
 def _single_target(context: StaContext, rest: str) -> tuple[em.EntityType, int]:
     path = _parse(rest)
-    if path.property is not None or path.ref or not path.single:
-        raise ApiError(405, "PATCH, PUT and DELETE address one entity, such as Things(1)")
+    _check_target("PATCH", path)
     return _entity_of(path), _resolve_id(context, path.steps)
 
 
@@ -171,9 +178,10 @@ def update(
 ) -> Response:
     entity, ident = _single_target(context, rest)
     if json_patch:
-        before = read_entity(context, entity, ident)
-        if before is None:
+        text = read_entity(context, entity, ident)
+        if text is None:
             raise ApiError(404, f"no {entity.name} with id {ident}")
+        before = orjson.loads(text)
         try:
             after = jsonpatch.JsonPatch(body).apply(before)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
@@ -187,7 +195,7 @@ def update(
     except BodyError as exc:
         raise ApiError(400, exc.message, parameter=exc.where or None) from exc
     _run(context, lambda writer: writer.update(plan, ident), notify)
-    return _json(read_entity(context, entity, ident))
+    return _entity_response(read_entity(context, entity, ident))
 
 
 def delete(context: StaContext, rest: str, notify: Notifier | None = None) -> Response:
@@ -201,6 +209,7 @@ def _handler(method: str) -> Callable[[Request], Awaitable[Response]]:
         context = _context(request)
         rest = _rest(request)
         notify: Notifier | None = getattr(request.app.state, "notify", None)
+        _check_target(method, _parse(rest))  # a wrong target is answered before the body is read
         if method == "DELETE":
             return await run_in_threadpool(delete, context, rest, notify)
         raw = await request.body()

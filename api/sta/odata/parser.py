@@ -332,6 +332,12 @@ _HUMAN = {
     "EQUAL": "'='",
     "ASC": "asc",
     "DESC": "desc",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "INT": "a number",
+    "NUMBER": "a number",
 }
 
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.write.body import BodyError
 from api.write.data_array import parse_create_observations
-from tests.test_sta_create_update_delete import BASE, ROOT, get, post, thing_body
+from tests.api.test_create_update_delete import BASE, ROOT, get, post, thing_body
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.test_aggregates_store import make_datastream
+from tests.api.test_aggregates_store import make_datastream
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.write.batch import BatchError, parse_batch
-from tests.test_sta_create_update_delete import BASE, get
+from tests.api.test_create_update_delete import BASE, get
 
 SENSOR = {"name": "DS18B20", "description": "air temperature", "encodingType": "application/pdf", "metadata": "x"}
 

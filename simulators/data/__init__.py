@@ -1,0 +1,1 @@
+"""Simulator-only data: stations, zones, schools, school holidays."""
