@@ -12,6 +12,7 @@ import threading
 from typing import Annotated, Any
 
 import orjson
+import psycopg
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -21,10 +22,9 @@ from schemas.sta import format_time
 from store.aggregates import (
     FUNCTIONS,
     AggregateError,
-    AggregateResult,
     AggregateSupport,
     DatastreamNotFound,
-    aggregate,
+    aggregate_json,
     detect_support,
 )
 
@@ -61,26 +61,6 @@ def _public_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
-def render(datastream_id: int, result: AggregateResult, params: dict[str, Any], public_url: str) -> dict[str, Any]:
-    """The response document (``value`` holds one object per non-empty bucket, in time order)."""
-    zone = params["zone"]
-    return {
-        "Datastream@iot.id": datastream_id,
-        "Datastream@iot.navigationLink": f"{public_url}/v1.1/Datastreams({datastream_id})",
-        "interval": params["interval"],
-        "timeZone": params["timeZone"],
-        "from": format_time(params["from"]),
-        "to": format_time(params["to"]),
-        "aggregates": list(params["aggregates"]),
-        "unitOfMeasurement": result.unit_of_measurement,
-        "source": result.source,
-        "value": [
-            {"start": b.start.astimezone(zone).isoformat(), "end": b.end.astimezone(zone).isoformat(), **b.values}
-            for b in result.buckets
-        ],
-    }
-
-
 @router.get(
     "/Datastreams({datastream_id})",
     summary="Time-bucketed aggregates of one Datastream's Observations",
@@ -110,28 +90,42 @@ def datastream_aggregates(
     time_zone: Annotated[str | None, Query(alias="timeZone", description="IANA zone (default UTC)")] = None,
     source: Annotated[str | None, Query(description="auto, observations or observations_hourly")] = None,
 ) -> Response:
-    params = dict(request.query_params)
     max_buckets = int(getattr(request.app.state, "aggregate_max_buckets", DEFAULT_MAX_BUCKETS))
+    support = _support(request)
+    with request.app.state.pool.connection() as conn:
+        body = answer(
+            conn, support, datastream_id, dict(request.query_params), max_buckets=max_buckets,
+            public_url=_public_url(request),
+        )  # fmt: skip
+    return Response(body, media_type="application/json")
+
+
+def answer(
+    conn: psycopg.Connection[Any],
+    support: AggregateSupport,
+    datastream_id: int,
+    params: dict[str, str],
+    *,
+    max_buckets: int,
+    public_url: str,
+) -> bytes:
+    """The response body for one Datastream and the request's parameters (raises ApiError)."""
     try:
         query = parse_request(datastream_id, params, max_buckets=max_buckets)
-        support = _support(request)
-        with request.app.state.pool.connection() as conn:
-            result = aggregate(conn, query, support)
+        result = aggregate_json(conn, query, support)
     except (AggregateRequestError, AggregateError) as exc:
         raise ApiError(400, exc.message, parameter=exc.parameter) from exc
     except DatastreamNotFound:
         raise ApiError(404, f"no Datastream with id {datastream_id}") from None
-    body = render(
-        datastream_id,
-        result,
-        {
-            "zone": query.zone,
-            "interval": query.interval.text,
-            "timeZone": query.time_zone,
-            "from": query.start,
-            "to": query.end,
-            "aggregates": query.functions,
-        },
-        _public_url(request),
-    )
-    return Response(orjson.dumps(body), media_type="application/json")
+    head = {
+        "Datastream@iot.id": datastream_id,
+        "Datastream@iot.navigationLink": f"{public_url}/v1.1/Datastreams({datastream_id})",
+        "interval": query.interval.text,
+        "timeZone": query.time_zone,
+        "from": format_time(query.start),
+        "to": format_time(query.end),
+        "aggregates": list(query.functions),
+        "unitOfMeasurement": result.unit_of_measurement,
+        "source": result.source,
+    }
+    return orjson.dumps(head)[:-1] + b',"value":' + result.value + b"}"
