@@ -118,32 +118,16 @@ def feature_from_thing_location(conn: psycopg.Connection[Any], datastream_id: in
     return int(created[0])
 
 
-def widen_result_time(conn: psycopg.Connection[Any], datastream_id: int, result_time: datetime | None) -> None:
-    """Keep a Datastream's resultTime the span of its Observations' result times (after an insert)."""
-    if result_time is None:
-        return
-    conn.execute(
-        "UPDATE datastreams SET result_time_start = least(result_time_start, %s),"
-        " result_time_end = greatest(result_time_end, %s) WHERE id = %s",
-        (result_time, result_time, datastream_id),
-    )
-
-
-def refresh_result_time(conn: psycopg.Connection[Any], datastream_id: int) -> None:
-    """Recompute a Datastream's resultTime span (after an update or delete of its Observations)."""
-    conn.execute(
-        "UPDATE datastreams d SET (result_time_start, result_time_end) ="
-        " (SELECT min(result_time), max(result_time) FROM observations o WHERE o.datastream_id = d.id)"
-        " WHERE d.id = %s",
-        (datastream_id,),
-    )
-
-
-def observation_key(conn: psycopg.Connection[Any], observation_id: int) -> tuple[int, datetime] | None:
+def observation_times(
+    conn: psycopg.Connection[Any], observation_id: int
+) -> tuple[int, datetime, datetime | None, datetime | None, int | None] | None:
+    """``(datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id)``."""
     row = conn.execute(
-        "SELECT datastream_id, phenomenon_time FROM observations WHERE id = %s", (observation_id,)
+        "SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id"
+        " FROM observations WHERE id = %s",
+        (observation_id,),
     ).fetchone()
-    return None if row is None else (int(row[0]), row[1])
+    return None if row is None else (int(row[0]), row[1], row[2], row[3], row[4])
 
 
 def datastream_binding(conn: psycopg.Connection[Any], datastream_id: int) -> tuple[str | None, str | None] | None:

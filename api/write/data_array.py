@@ -94,13 +94,14 @@ def create_observations(context: StaContext, payload: Any) -> Response:
                 if row.body is None:
                     raise BodyError("", row.error or "invalid row")
                 new = parse_create(em.OBSERVATION, row.body)
-                with conn.transaction():
+                with writer.savepoint():
                     ident = writer.create(new)
                 links.append(f"{context.base_url}/Observations({ident})")
             except (BodyError, WriteError, psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
                 message = str(exc) if isinstance(exc, BodyError) else getattr(exc, "message", None) or str(exc)
                 errors[index] = message
                 links.append("error")
+        writer.finish()
     if errors:
         log.info("CreateObservations: %d of %d rows failed", len(errors), len(rows))
     # ASCII JSON: header values are Latin-1 on the wire.

@@ -121,6 +121,7 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | 
             with conn.transaction():
                 writer = Writer(conn, observation_hook=getattr(context, "observation_hook", None))
                 result = work(writer)
+                writer.finish()
         except WriteError as exc:
             raise ApiError(exc.code, exc.message) from exc
         except BodyError as exc:

@@ -8,12 +8,15 @@ The standard's side effects live here, each once:
   Thing) replaces where the Thing is and records a HistoricalLocation;
 * deleting a Location deletes its HistoricalLocations; the other cascades of OGC 18-088 table 25
   are the foreign keys' ``ON DELETE CASCADE``;
-* a Datastream's resultTime follows its Observations.
+* a Datastream's phenomenonTime, resultTime and observedArea follow its Observations
+  (``store.datastream_spans``: widened once per request in :meth:`Writer.finish`, recomputed
+  where a deleted or changed Observation was on a bound).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +25,7 @@ import psycopg
 
 from api.sta import entities as em
 from api.write.body import Link, NewEntity, Update, result_columns
+from store import datastream_spans
 from store import sta_write as store
 
 
@@ -60,6 +64,34 @@ class Writer:
         self.now = now or datetime.now(UTC)
         self.changes = Changes()
         self.observation_hook = observation_hook
+        # (datastream, phenomenon time, end, result time, feature) of Observations stored so far
+        self._stored: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] = []
+
+    def finish(self) -> None:
+        """Bring the Datastreams of this request's Observations up to date (before COMMIT)."""
+        if self._stored:
+            ds, pt, pe, rt, foi = zip(*self._stored, strict=True)
+            datastream_spans.widen(self.conn, ds, pt, pe, rt, features=foi)
+            self._stored.clear()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: on failure its rows and what it noted are both undone."""
+        mark = len(self._stored), len(self.changes.created), len(self.changes.updated), len(self.changes.deleted)
+        try:
+            with self.conn.transaction():
+                yield
+        except BaseException:
+            del self._stored[mark[0] :]
+            del self.changes.created[mark[1] :]
+            del self.changes.updated[mark[2] :]
+            del self.changes.deleted[mark[3] :]
+            raise
+
+    def _stored_observation(self, ident: int) -> None:
+        row = store.observation_times(self.conn, ident)
+        if row is not None:
+            self._stored.append(row)
 
     # ---- create --------------------------------------------------------------------------
 
@@ -94,7 +126,15 @@ class Writer:
             raise WriteError(409, self._conflict(entity, columns)) from exc
         self.changes.created.append((entity, ident))
         if entity is em.OBSERVATION:
-            store.widen_result_time(self.conn, columns["datastream_id"], columns.get("result_time"))
+            self._stored.append(
+                (
+                    columns["datastream_id"],
+                    columns["phenomenon_time"],
+                    columns.get("phenomenon_time_end"),
+                    columns.get("result_time"),
+                    columns.get("feature_of_interest_id"),
+                )
+            )
         for relation, items in later:
             self._attach(entity, ident, relation, items)
         return ident
@@ -163,7 +203,8 @@ class Writer:
     def update(self, update: Update, ident: int) -> None:
         entity = update.entity
         columns = dict(update.columns)
-        old_key = store.observation_key(self.conn, ident) if entity is em.OBSERVATION else None
+        before = store.observation_times(self.conn, ident) if entity is em.OBSERVATION else None
+        old_key = before[:2] if before is not None else None
         if entity is em.OBSERVATION and old_key is None:
             raise WriteError(404, f"no Observation with id {ident}")
         later: list[tuple[em.Relation, list[Link]]] = []
@@ -192,22 +233,21 @@ class Writer:
             raise WriteError(404, f"no {entity.name} with id {ident}")
         for relation, items in later:
             self._attach(entity, ident, relation, list(items))
-        if entity is em.OBSERVATION and old_key is not None:
-            datastreams = {old_key[0], columns.get("datastream_id", old_key[0])}
-            for datastream in datastreams:
-                store.refresh_result_time(self.conn, datastream)
+        if before is not None:
+            datastream_spans.shrink(self.conn, before[0], before[1], before[2], before[3])
+            self._stored_observation(ident)
         self.changes.updated.append((entity, ident, update.given | frozenset(update.relations)))
 
     # ---- delete --------------------------------------------------------------------------
 
     def delete(self, entity: em.EntityType, ident: int) -> None:
-        key = store.observation_key(self.conn, ident) if entity is em.OBSERVATION else None
+        before = store.observation_times(self.conn, ident) if entity is em.OBSERVATION else None
         if entity is em.LOCATION:
             store.delete_historical_locations_of_location(self.conn, ident)
         if not store.delete_row(self.conn, entity.table, ident):
             raise WriteError(404, f"no {entity.name} with id {ident}")
-        if key is not None:
-            store.refresh_result_time(self.conn, key[0])
+        if before is not None:
+            datastream_spans.shrink(self.conn, before[0], before[1], before[2], before[3])
         self.changes.deleted.append((entity, ident))
 
 
