@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bydata.cli_ingest import app as ingest_app
+from bydata.cli_ingest import devices_app, quarantine_app, start_demo_pipeline
 from bydata.services import broker_url, database_url
 from bydata.settings import Settings, get_settings
 
@@ -27,6 +29,9 @@ db_app = typer.Typer(help="Database schema: upgrade and inspect.", no_args_is_he
 schemas_app = typer.Typer(help="The shared schema's published JSON Schema documents.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(devices_app, name="devices")
+app.add_typer(quarantine_app, name="quarantine")
 
 from bydata.cli_simulate import app as simulate_app  # noqa: E402
 
@@ -180,9 +185,13 @@ def demo(
         console.print(f"  MQTT broker  {_redact_mqtt(mqtt_url)}")
         console.print(f"  health       {base}/health")
         console.print(f"  API docs     {base}/docs")
+        pipeline = start_demo_pipeline(settings, db_url, mqtt_url, stop)
         console.print("Press Ctrl-C to stop.")
         started = time.monotonic()
         _serve_api(settings, db_url, stop)
+        stop.set()
+        for thread in pipeline:
+            thread.join(timeout=60)
         console.print(f"stopped after {time.monotonic() - started:.1f} s")
 
 

@@ -62,6 +62,77 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every Bydata process."
     )
+    ingest_client_id: str = Field(
+        default="bydata-ingest",
+        min_length=1,
+        max_length=64,
+        description="MQTT client id of this ingest worker; its persistent session and counters are keyed on it, "
+        "so keep it stable across restarts and give every worker its own.",
+    )
+    ingest_share_group: str | None = Field(
+        default=None,
+        pattern=r"^[^/+#]+$",
+        description="MQTT v5 shared-subscription group: workers with the same group split one subscription "
+        "($share/<group>/<filter>). Unset: one worker receives everything.",
+    )
+    ingest_policy: Literal["strict", "auto"] = Field(
+        default="strict",
+        description="Unknown devices: strict quarantines their messages (unknown_device); auto creates the Thing "
+        "and Datastreams of a device whose model can be told, marked unverified.",
+    )
+    ingest_topic_prefix: str = Field(
+        default="",
+        description="Prefix of every source topic and of the live SensorThings topics (a namespace on a shared "
+        "broker, e.g. 'kristiansund/'); empty: the topics of schemas/sources.yaml as they are.",
+    )
+    ingest_batch_max_messages: int = Field(
+        default=2000, ge=1, description="A batch is written when it holds this many messages ..."
+    )
+    ingest_batch_max_observations: int = Field(default=10000, ge=1, description="... or this many observations ...")
+    ingest_batch_max_age_s: float = Field(
+        default=0.2, gt=0, description="... or when its first message waited this long (seconds)."
+    )
+    ingest_receive_maximum: int = Field(
+        default=10000,
+        ge=1,
+        le=65535,
+        description="MQTT v5 Receive Maximum: messages the broker may send before they are acknowledged. Bounds "
+        "the memory ingest needs while the database is slow or down (the broker keeps the rest).",
+    )
+    ingest_session_expiry_s: int = Field(
+        default=604800,
+        ge=0,
+        description="MQTT v5 session expiry (seconds): how long the broker keeps a stopped worker's messages.",
+    )
+    ingest_fanout: bool = Field(
+        default=True,
+        description="Publish each newly stored observation on v1.1/Datastreams(<id>)/Observations after commit.",
+    )
+    ingest_sta_creates: bool = Field(
+        default=True,
+        description="Subscribe to the SensorThings create topics (v1.1/Datastreams(<id>)/Observations), which also "
+        "carry the live notifications. A lone worker does not receive its own (MQTT v5 No Local); workers in a "
+        "share group receive and drop each other's, at a cost in receive capacity: turn it off on bulk workers.",
+    )
+    ingest_retry_max_s: float = Field(
+        default=10.0, gt=0, description="Longest wait between retries while the database is unreachable (seconds)."
+    )
+    ingest_registry_refresh_s: float = Field(
+        default=30.0, gt=0, description="How often ingest reloads the provisioned devices (seconds)."
+    )
+    ingest_devices_dir: Path | None = Field(
+        default=None,
+        description="Extra device models (*.yaml, schemas/devices format) besides the shipped ones.",
+    )
+    ingest_sources_file: Path | None = Field(
+        default=None, description="Sources file to use instead of the shipped schemas/sources.yaml."
+    )
+    ingest_metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the ingest's Prometheus metrics endpoint."
+    )
+    ingest_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Port of the ingest's Prometheus metrics endpoint (0: off)."
+    )
 
     def base_url(self) -> str:
         """The absolute URL prefix used in ``@iot.selfLink`` and ``@iot.nextLink``."""

@@ -1,0 +1,446 @@
+"""The observation writer: one transaction per batch of messages, exactly once.
+
+Per batch, in one transaction:
+
+1. the delivery log (``ingest_deliveries``, see migration 0003) tells redelivered messages
+   whose rows are not idempotent by content (no payload time, or quarantined) their first
+   receive time, and records the messages of this batch that need it;
+2. the observations are copied (binary ``COPY``) into a temporary staging table and moved
+   with ``INSERT … SELECT … ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
+   RETURNING``: a reading delivered twice is stored once, and the returned rows say which
+   observations are new (they feed the live fan-out) and which were duplicates;
+3. undecodable messages go to the quarantine;
+4. the worker's counters (``store.counters``) and its batch number are updated.
+
+The caller acknowledges the batch's MQTT messages only after :meth:`ObservationWriter.write`
+returned, i.e. after COMMIT. A database error that one message causes (a constraint)
+quarantines that message with reason ``store_rejected`` and stores the rest; a lost
+connection raises :class:`psycopg.OperationalError` and the caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
+
+from schemas import quality
+from schemas.observation import NormalisedObservation
+from store import counters, quarantine
+
+STORE_REJECTED = "store_rejected"  # the reason code of ingest.types, repeated here so store needs no ingest
+
+
+class Outcome(StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message cannot be used: a reason code (``ingest.types.REASONS``) and the error text."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class IncomingMessage:
+    """One MQTT delivery, decoded (``observations``) or not (``rejection``)."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    observations: Sequence[NormalisedObservation] = ()
+    rejection: Rejection | None = None
+    source: str | None = None
+    device_id: str | None = None
+    packet_id: int = 0
+    """MQTT packet identifier (QoS 1); 0 when there is none (QoS 0, replay)."""
+    redelivered: bool = False
+    """The MQTT DUP flag: the broker may have delivered this message before."""
+    quarantine_id: int | None = None
+    """Set when the message is replayed from the quarantine."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewObservation:
+    """An observation this batch stored, with the id the database gave it."""
+
+    id: int
+    observation: NormalisedObservation
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outcomes: list[Outcome]
+    """One per message, in order."""
+    new: list[NewObservation]
+    tally: counters.Tally = field(default_factory=Counter)
+    rejections: dict[int, Rejection] = field(default_factory=dict)
+    """Message index -> why it was quarantined (decoding errors and store rejections)."""
+
+
+_STAGING = """
+CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
+    seq                 integer NOT NULL,
+    datastream_id       bigint NOT NULL,
+    phenomenon_time     timestamptz NOT NULL,
+    phenomenon_time_end timestamptz,
+    result_time         timestamptz,
+    received_at         timestamptz NOT NULL,
+    result_number       double precision,
+    result_boolean      boolean,
+    result_text         text,
+    result_json         jsonb,
+    quality_flags       integer NOT NULL,
+    parameters          jsonb
+) ON COMMIT DELETE ROWS
+"""
+_COPY = (
+    "COPY ingest_staging (seq, datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,"
+    " result_number, result_boolean, result_text, result_json, quality_flags, parameters) FROM STDIN (FORMAT BINARY)"
+)
+_COPY_TYPES = [
+    "int4",
+    "int8",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "float8",
+    "bool",
+    "text",
+    "jsonb",
+    "int4",
+    "jsonb",
+]
+# Sorted by key, then arrival: the index is filled in order and, of two rows with one key in
+# the same batch, the first to arrive is the one stored.
+_MOVE = """
+INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+                          result_number, result_boolean, result_text, result_json, quality_flags, parameters)
+SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+       result_number, result_boolean, result_text, result_json, quality_flags, parameters
+FROM ingest_staging ORDER BY datastream_id, phenomenon_time, seq
+ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
+RETURNING id, datastream_id, phenomenon_time
+"""
+
+
+def _dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def prepare_connection(conn: psycopg.Connection[Any]) -> None:
+    """Session settings the writer relies on: UTC, orjson for jsonb, the staging table."""
+    set_json_dumps(_dumps, context=conn)
+    set_json_loads(orjson.loads, context=conn)
+    with conn.transaction():
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute(_STAGING)
+
+
+def message_hash(topic: str, payload: bytes) -> bytes:
+    h = hashlib.blake2b(topic.encode("utf-8", "surrogateescape"), digest_size=16)
+    h.update(b"\x00")
+    h.update(payload)
+    return h.digest()
+
+
+@cache
+def _flag_names(bits: int) -> tuple[str, ...]:
+    return tuple(quality.decode(bits))
+
+
+def _time_assumed_bit() -> int:
+    return quality.flag("time_assumed")
+
+
+def _result_columns(result: Any) -> tuple[float | None, bool | None, str | None, Jsonb | None]:
+    kind = type(result)
+    if kind is float:
+        return result, None, None, None
+    if kind is bool:
+        return None, result, None, None
+    if kind is int:
+        return float(result), None, None, None
+    if result is None:
+        return None, None, None, None
+    if kind is str:
+        return None, None, result, None
+    if isinstance(result, (int, float)):  # numpy scalars and other numbers
+        return float(result), None, None, None
+    return None, None, None, Jsonb(result)
+
+
+class ObservationWriter:
+    """Writes batches for one worker over one connection (not thread-safe: one writer thread)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], worker: str) -> None:
+        if conn.autocommit:
+            raise ValueError("the writer manages transactions; pass a non-autocommit connection")
+        self.conn = conn
+        self.worker = worker
+        self._time_assumed = _time_assumed_bit()
+        prepare_connection(conn)
+
+    @classmethod
+    def connect(cls, url: str, worker: str) -> ObservationWriter:
+        return cls(psycopg.connect(url, connect_timeout=10), worker)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def last_batch_seq(self) -> int:
+        """The number of this worker's last committed batch (to resolve a COMMIT of unknown outcome)."""
+        seq = counters.batch_seq(self.conn, self.worker)
+        self.conn.rollback()
+        return seq
+
+    # -- the batch --------------------------------------------------------------------------
+
+    def write(
+        self,
+        messages: Sequence[IncomingMessage],
+        *,
+        extra: Mapping[tuple[str, str], int] | None = None,
+        batch_seq: int | None = None,
+    ) -> BatchResult:
+        """Store one batch in one transaction; see the module docstring.
+
+        ``extra`` is added to the counters in the same transaction; ``batch_seq`` (if given)
+        is recorded as the worker's last committed batch. Messages with a ``quarantine_id``
+        are replays: their quarantine rows are marked instead of new ones being written.
+        """
+        conn = self.conn
+        with conn.transaction():
+            already_quarantined, observations = self._delivery_log(messages)
+            result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
+            try:
+                with conn.transaction():
+                    new_per_message = self._insert(messages, observations, result.new)
+            except (psycopg.DataError, psycopg.IntegrityError):
+                result.new.clear()
+                new_per_message = self._insert_isolated(messages, observations, result)
+            self._quarantine(messages, already_quarantined, result)
+            self._account(messages, observations, new_per_message, already_quarantined, result)
+            counters.add(conn, self.worker, result.tally + Counter(extra or {}))
+            if batch_seq is not None:
+                counters.set_batch_seq(conn, self.worker, batch_seq)
+        return result
+
+    def _delivery_log(
+        self, messages: Sequence[IncomingMessage]
+    ) -> tuple[set[int], list[Sequence[NormalisedObservation]]]:
+        """Give redelivered messages their first receive time; log this batch's deliveries.
+
+        Returns the indexes of redelivered messages that were already quarantined, and the
+        observations of each message (shifted to the first receive time where redelivered).
+        """
+        observations: list[Sequence[NormalisedObservation]] = [m.observations for m in messages]
+        ta = self._time_assumed
+        needs_log = [
+            i
+            for i, m in enumerate(messages)
+            if m.packet_id
+            and m.quarantine_id is None
+            and (m.rejection is not None or any(o.quality_flags & ta for o in m.observations))
+        ]
+        already_quarantined: set[int] = set()
+        if not needs_log:
+            return already_quarantined, observations
+        redelivered_ids = sorted({messages[i].packet_id for i in needs_log if messages[i].redelivered})
+        known: dict[int, tuple[bytes, datetime]] = {}
+        if redelivered_ids:
+            rows = self.conn.execute(
+                "SELECT packet_id, message_hash, received_at FROM ingest_deliveries"
+                " WHERE worker = %s AND packet_id = ANY(%s)",
+                (self.worker, redelivered_ids),
+            )
+            known = {int(pid): (bytes(h), t) for pid, h, t in rows}
+        writes: dict[int, tuple[bytes, datetime]] = {}
+        for i in needs_log:
+            m = messages[i]
+            digest = message_hash(m.topic, m.payload)
+            prior = writes.get(m.packet_id) or known.get(m.packet_id)
+            if m.redelivered and prior is not None and prior[0] == digest:
+                first = prior[1]
+                writes[m.packet_id] = prior
+                if m.rejection is not None:
+                    already_quarantined.add(i)
+                elif first != m.received_at:
+                    shift: timedelta = m.received_at - first
+                    observations[i] = [
+                        dataclasses.replace(o, phenomenon_time=o.phenomenon_time - shift, received_at=first)
+                        if o.quality_flags & ta
+                        else o
+                        for o in m.observations
+                    ]
+            else:
+                writes[m.packet_id] = (digest, m.received_at)
+        pids = list(writes)
+        self.conn.execute(
+            "INSERT INTO ingest_deliveries AS d (worker, packet_id, message_hash, received_at)"
+            " SELECT %s, p, h, t FROM unnest(%s::int4[], %s::bytea[], %s::timestamptz[]) AS u(p, h, t)"
+            " ON CONFLICT (worker, packet_id) DO UPDATE"
+            " SET message_hash = EXCLUDED.message_hash, received_at = EXCLUDED.received_at"
+            " WHERE (d.message_hash, d.received_at) IS DISTINCT FROM (EXCLUDED.message_hash, EXCLUDED.received_at)",
+            (self.worker, pids, [writes[p][0] for p in pids], [writes[p][1] for p in pids]),
+        )
+        return already_quarantined, observations
+
+    def _insert(
+        self,
+        messages: Sequence[IncomingMessage],
+        observations: Sequence[Sequence[NormalisedObservation]],
+        new: list[NewObservation],
+        only: Sequence[int] | None = None,
+    ) -> dict[int, int]:
+        """Stage and move the observations of ``only`` (default: all) messages; new per message."""
+        indexes = range(len(messages)) if only is None else only
+        staged: list[tuple[int, NormalisedObservation]] = []
+        cur = self.conn.cursor()
+        with cur.copy(_COPY) as copy:
+            copy.set_types(_COPY_TYPES)
+            write_row = copy.write_row
+            seq = 0
+            for i in indexes:
+                if messages[i].rejection is not None:
+                    continue
+                for o in observations[i]:
+                    number, boolean, text, json = _result_columns(o.result)
+                    write_row(
+                        (
+                            seq,
+                            o.datastream_id,
+                            o.phenomenon_time,
+                            o.phenomenon_time_end,
+                            o.result_time,
+                            o.received_at,
+                            number,
+                            boolean,
+                            text,
+                            json,
+                            o.quality_flags,
+                            None if o.parameters is None else Jsonb(o.parameters),
+                        )
+                    )
+                    staged.append((i, o))
+                    seq += 1
+        if not staged:
+            return {}
+        cur.execute(_MOVE)
+        ids = {(ds, t): oid for oid, ds, t in cur.fetchall()}
+        per_message: dict[int, int] = {}
+        for i, o in staged:
+            oid = ids.pop((o.datastream_id, o.phenomenon_time), None)
+            if oid is not None:  # the first of this key in the batch is the one stored
+                new.append(NewObservation(oid, o))
+                per_message[i] = per_message.get(i, 0) + 1
+        return per_message
+
+    def _insert_isolated(
+        self,
+        messages: Sequence[IncomingMessage],
+        observations: Sequence[Sequence[NormalisedObservation]],
+        result: BatchResult,
+    ) -> dict[int, int]:
+        """After a constraint error: each message on its own savepoint; the guilty are quarantined."""
+        per_message: dict[int, int] = {}
+        for i, m in enumerate(messages):
+            if m.rejection is not None or not observations[i]:
+                continue
+            new: list[NewObservation] = []
+            try:
+                with self.conn.transaction():
+                    counts = self._insert(messages, observations, new, only=[i])
+                    # ON COMMIT DELETE ROWS empties the staging table per batch; here it is reused.
+                    self.conn.execute("DELETE FROM ingest_staging")
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
+                continue
+            result.new.extend(new)
+            per_message.update(counts)
+        return per_message
+
+    def _quarantine(self, messages: Sequence[IncomingMessage], already: set[int], result: BatchResult) -> None:
+        rows: list[quarantine.QuarantineRow] = []
+        replayed_ok: list[int] = []
+        for i, m in enumerate(messages):
+            rejection = m.rejection or result.rejections.get(i)
+            if rejection is not None:
+                result.rejections[i] = rejection
+            if m.quarantine_id is not None:
+                if rejection is None:
+                    replayed_ok.append(m.quarantine_id)
+                else:
+                    quarantine.mark_failed(self.conn, m.quarantine_id, rejection.reason, rejection.detail)
+                continue
+            if rejection is None or i in already:
+                continue
+            rows.append(
+                quarantine.QuarantineRow(
+                    topic=m.topic,
+                    payload=m.payload,
+                    received_at=m.received_at,
+                    reason=rejection.reason,
+                    error=rejection.detail,
+                    source=m.source,
+                    device_id=m.device_id,
+                )
+            )
+        quarantine.insert(self.conn, rows)
+        quarantine.mark_replayed(self.conn, replayed_ok)
+
+    def _account(
+        self,
+        messages: Sequence[IncomingMessage],
+        observations: Sequence[Sequence[NormalisedObservation]],
+        new_per_message: Mapping[int, int],
+        already_quarantined: set[int],
+        result: BatchResult,
+    ) -> None:
+        tally = result.tally
+        for i, m in enumerate(messages):
+            rejection = result.rejections.get(i)
+            new = new_per_message.get(i, 0)
+            if rejection is not None:
+                outcome = Outcome.DUPLICATE if i in already_quarantined else Outcome.QUARANTINED
+            elif new > 0 or not observations[i]:
+                outcome = Outcome.STORED
+            else:
+                outcome = Outcome.DUPLICATE
+            result.outcomes[i] = outcome
+            if m.quarantine_id is not None:
+                if rejection is not None:
+                    tally[(counters.REPLAY_FAILED, rejection.reason)] += 1
+                else:
+                    name = counters.REPLAY_STORED if outcome is Outcome.STORED else counters.REPLAY_DUPLICATE
+                    tally[(name, "")] += 1
+                    tally[(counters.REPLAY_OBSERVATIONS_STORED, "")] += new
+                continue
+            tally[(counters.RECEIVED, "")] += 1
+            if m.rejection is None:
+                tally[(counters.DECODED, "")] += 1
+                tally[(counters.OBSERVATIONS_STORED, "")] += new
+                tally[(counters.OBSERVATIONS_DUPLICATE, "")] += len(observations[i]) - new
+            if outcome is Outcome.QUARANTINED:
+                tally[(counters.QUARANTINED, rejection.reason if rejection else "")] += 1
+            else:
+                tally[(counters.STORED if outcome is Outcome.STORED else counters.DUPLICATE, "")] += 1
+        for n in result.new:
+            if n.observation.quality_flags:
+                for name in _flag_names(n.observation.quality_flags):
+                    tally[(counters.FLAGGED, name)] += 1

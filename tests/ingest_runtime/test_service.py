@@ -1,0 +1,229 @@
+"""End to end on the real Mosquitto and PostgreSQL: publish -> committed rows, fan-out, accounting."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import psycopg
+
+from store import counters
+
+from . import streams
+from .conftest import assert_identity, running_ingest, totals
+
+WAIT = 60.0
+
+
+def _wait_received(db_url: str, n: int, wait_until: Any) -> counters.Tally:
+    assert wait_until(lambda: totals(db_url)[(counters.RECEIVED, "")] >= n, timeout=WAIT), totals(db_url)
+    return totals(db_url)
+
+
+def test_stream_is_stored_exactly_once_and_fanned_out(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    messages = streams.mixed(prefix, 300)
+    got: list[tuple[str, bytes]] = []
+    lock = threading.Lock()
+    listener = streams.client(mqtt_url)
+
+    def on_message(client: Any, userdata: Any, msg: Any) -> None:
+        with lock:
+            got.append((msg.topic, msg.payload))
+
+    listener.on_message = on_message
+    listener.subscribe(prefix + "v1.1/#", qos=0)
+    try:
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix):
+            streams.publish(mqtt_url, messages)
+            t = _wait_received(stream_db, len(messages), wait_until)
+            expected = sum(m.observations for m in messages)
+            assert wait_until(lambda: len(got) >= expected, timeout=WAIT)
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+
+    streams.check_exactly_once(stream_db, messages)
+    assert t[(counters.RECEIVED, "")] == t[(counters.STORED, "")] == len(messages)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == sum(m.observations for m in messages)
+    # a lone worker subscribes to the create topics with No Local: its notifications never come back
+    assert t[(counters.OWN_NOTIFICATION, "")] == 0
+    assert_identity(t)
+
+    # each notification is the stored row, as a SensorThings Observation, on its Datastream's topic
+    with psycopg.connect(stream_db) as conn:
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, datastream_id, coalesce(to_jsonb(result_number), to_jsonb(result_boolean))"
+                " FROM observations"
+            )
+        }
+    assert len(got) == len(rows)
+    for topic, payload in got:
+        body = orjson.loads(payload)
+        datastream_id, result = rows[body["@iot.id"]]
+        assert topic == f"{prefix}v1.1/Datastreams({datastream_id})/Observations"
+        assert body["result"] == result
+        assert body["@iot.selfLink"].endswith(f"/v1.1/Observations({body['@iot.id']})")
+        assert body["phenomenonTime"].endswith("Z")
+
+
+def test_notifications_of_a_share_group_are_dropped_not_stored(
+    stream_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """No Local does not apply to shared subscriptions: echoes arrive and are recognised by their @iot.id."""
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    messages = streams.mixed(prefix, 60)
+    observations = sum(m.observations for m in messages)
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, share_group=topic_prefix):
+        streams.publish(mqtt_url, messages)
+        assert wait_until(lambda: totals(stream_db)[(counters.OWN_NOTIFICATION, "")] >= observations, timeout=WAIT)
+    t = totals(stream_db)
+    assert t[(counters.OWN_NOTIFICATION, "")] == observations
+    assert t[(counters.RECEIVED, "")] == len(messages)
+    streams.check_exactly_once(stream_db, messages)
+    assert_identity(t)
+
+
+def test_sensorthings_create_over_mqtt(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
+    """A client publishes an Observation on the create topic; it is stored once, its notification ignored."""
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    with psycopg.connect(stream_db) as conn:
+        row = conn.execute("SELECT id FROM datastreams WHERE property_key = 'pm10' ORDER BY id LIMIT 1").fetchone()
+    assert row is not None
+    ds = row[0]
+    body = {"phenomenonTime": "2025-03-04T08:00:00Z", "result": 17.5}
+    creates = [
+        streams.Message(f"{prefix}v1.1/Datastreams({ds})/Observations", orjson.dumps(body), "sta", 0, 1),
+        streams.Message(
+            f"{prefix}v1.1/Observations",
+            orjson.dumps({**body, "phenomenonTime": "2025-03-04T08:01:00Z", "Datastream": {"@iot.id": ds}}),
+            "sta",
+            1,
+            1,
+        ),
+    ]
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, share_group=topic_prefix):
+        streams.publish(mqtt_url, creates)
+        # both creates stored, and both notifications came back to the group and were ignored
+        assert wait_until(lambda: totals(stream_db)[(counters.OWN_NOTIFICATION, "")] >= 2, timeout=WAIT)
+    with psycopg.connect(stream_db) as conn:
+        stored = conn.execute(
+            "SELECT phenomenon_time, result_number FROM observations WHERE datastream_id = %s ORDER BY 1", (ds,)
+        ).fetchall()
+    assert [r[1] for r in stored] == [17.5, 17.5]
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == 2 and t[(counters.STORED, "")] == 2
+    assert_identity(t)
+
+
+def test_crash_between_commit_and_ack_stores_nothing_twice(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """Every batch commits but no PUBACK reaches the broker: all of it comes back, DUP set, and is absorbed.
+
+    airrohr messages carry no time, so only the delivery log keeps their redelivered copies
+    from being stored again under a new receive time.
+    """
+    from ingest.mqtt import MqttEdge
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    worker = f"crash-{topic_prefix}"
+    messages = streams.mixed(prefix, 150)
+    with monkeypatch.context() as patch:
+        patch.setattr(MqttEdge, "ack", lambda self, delivery: True)  # committed, then "crashed" before PUBACK
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+            streams.publish(mqtt_url, messages)
+            _wait_received(stream_db, len(messages), wait_until)
+    first = totals(stream_db)
+    assert first[(counters.STORED, "")] == len(messages)
+    streams.check_exactly_once(stream_db, messages)
+
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+        _wait_received(stream_db, 2 * len(messages), wait_until)
+    streams.check_exactly_once(stream_db, messages)
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == 2 * len(messages)
+    assert t[(counters.DUPLICATE, "")] == len(messages)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == sum(m.observations for m in messages)
+    assert_identity(t)
+
+
+def test_embedded_broker_mqtt_311(stream_db: str, embedded_broker_url: str, topic_prefix: str) -> None:
+    """MQTT 3.1.1 (the embedded amqtt broker): no No Local, no user properties.
+
+    The worker receives its own notifications back; they are SensorThings entities (they
+    carry an ``@iot.id``), which a create request never does, so they are ignored.
+    """
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    messages = streams.mixed(prefix, 45)
+    observations = sum(m.observations for m in messages)
+    with running_ingest(stream_db, embedded_broker_url, topic_prefix=prefix):
+        streams.publish(embedded_broker_url, messages, inflight=20)
+        assert wait_until(lambda: totals(stream_db)[(counters.OWN_NOTIFICATION, "")] >= observations, timeout=WAIT), (
+            totals(stream_db)
+        )
+    streams.check_exactly_once(stream_db, messages)
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == len(messages) and t[(counters.OWN_NOTIFICATION, "")] == observations
+    assert_identity(t)
+
+
+def test_share_group_needs_mqtt_5(stream_db: str, embedded_broker_url: str) -> None:
+    import pytest
+
+    from ingest.service import IngestOptions, IngestService
+
+    with pytest.raises(ValueError, match="shared subscriptions need MQTT v5"):
+        IngestService(stream_db, embedded_broker_url, IngestOptions(share_group="g"))
+
+
+def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.conftest import free_port, wait_until
+
+    prefix = topic_prefix + "/"
+    messages = [*streams.mixed(prefix, 30), streams.Message(f"{prefix}nilu/x", b"{", "nilu", -1, 0)]
+    port = free_port()
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix) as service:
+        server = service.metrics.serve("127.0.0.1", port)
+        try:
+            streams.publish(mqtt_url, messages)
+            _wait_received(stream_db, len(messages), wait_until)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                text = response.read().decode()
+        finally:
+            server.shutdown()
+    scraped: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                label = next(iter(sample.labels.values()), "")
+                scraped[(sample.name.removeprefix("bydata_ingest_").removesuffix("_total"), label)] = sample.value
+    db = totals(stream_db)
+    for key in [
+        (counters.RECEIVED, ""),
+        (counters.DECODED, ""),
+        (counters.STORED, ""),
+        (counters.DUPLICATE, ""),
+        (counters.OBSERVATIONS_STORED, ""),
+        (counters.QUARANTINED, "malformed"),
+        (counters.FLAGGED, "time_assumed"),
+    ]:
+        assert scraped[key] == db[key], key
+    assert db[(counters.QUARANTINED, "malformed")] == 1
+    assert scraped[("fanout", "published")] == db[(counters.OBSERVATIONS_STORED, "")]

@@ -1,0 +1,264 @@
+"""The batch writer on the real database: stored once, duplicates counted, redelivery exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from schemas import quality
+from schemas.observation import NormalisedObservation
+from schemas.provisioning import Provisioning
+from store import counters
+from store.observations import IncomingMessage, ObservationWriter, Outcome, Rejection
+from store.provisioning import import_provisioning, load_bindings
+
+T0 = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
+TIME_ASSUMED = quality.flag("time_assumed")
+LOW_COST = quality.flag("low_cost_sensor")
+
+
+@pytest.fixture
+def db(migrated_db: str, provisioning: Provisioning) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
+    with psycopg.connect(migrated_db) as conn:
+        import_provisioning(conn, provisioning)
+        streams = {d: dict(b.datastreams) for d, b in load_bindings(conn).items()}
+    yield migrated_db, streams
+
+
+@pytest.fixture
+def writer(db: tuple[str, Any]) -> Iterator[ObservationWriter]:
+    w = ObservationWriter.connect(db[0], "worker-1")
+    yield w
+    w.close()
+
+
+def _obs(
+    ds: int, t: datetime, value: Any, *, flags: int = 0, received: datetime | None = None
+) -> NormalisedObservation:
+    return NormalisedObservation(
+        datastream_id=ds, phenomenon_time=t, received_at=received or t, result=value, quality_flags=flags
+    )
+
+
+def _rows(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT datastream_id, phenomenon_time, result_number, result_boolean, result_text, result_json,"
+            " quality_flags FROM observations ORDER BY datastream_id, phenomenon_time"
+        ).fetchall()
+
+
+def _totals(url: str) -> counters.Tally:
+    with psycopg.connect(url) as conn:
+        return counters.totals(conn)
+
+
+def _identity(t: counters.Tally) -> None:
+    quarantined = sum(v for (name, _), v in t.items() if name == counters.QUARANTINED)
+    assert t[(counters.RECEIVED, "")] == t[(counters.STORED, "")] + t[(counters.DUPLICATE, "")] + quarantined
+
+
+def test_batch_is_stored_once_and_duplicates_are_counted(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    occupancy = streams["70b3d5e75e00a001"]["parking_occupancy"]
+    first = [
+        IncomingMessage("a/1", b"1", T0, [_obs(pm10, T0, 12.3), _obs(occupancy, T0, True)]),
+        IncomingMessage("a/2", b"2", T0, [_obs(pm10, T0 + timedelta(minutes=1), 13.0, flags=LOW_COST)]),
+        # the same reading through a second gateway, in the same batch: the first is kept
+        IncomingMessage("a/3", b"3", T0, [_obs(pm10, T0 + timedelta(minutes=1), 99.0)]),
+    ]
+    result = writer.write(first)
+    assert result.outcomes == [Outcome.STORED, Outcome.STORED, Outcome.DUPLICATE]
+    assert len(result.new) == 3 and len({n.id for n in result.new}) == 3
+    # later, again, plus one late reading that lands in its place in history
+    second = [
+        IncomingMessage("a/1", b"1", T0, [_obs(pm10, T0, 12.3), _obs(occupancy, T0, True)]),
+        IncomingMessage("a/4", b"4", T0, [_obs(pm10, T0 - timedelta(hours=5), 8.5)]),
+    ]
+    result = writer.write(second)
+    assert result.outcomes == [Outcome.DUPLICATE, Outcome.STORED]
+    assert [n.observation.result for n in result.new] == [8.5]
+
+    rows = _rows(url)
+    assert [(r[0], r[1], r[2] if r[2] is not None else r[3]) for r in rows] == sorted(
+        [
+            (pm10, T0 - timedelta(hours=5), 8.5),
+            (pm10, T0, 12.3),
+            (pm10, T0 + timedelta(minutes=1), 13.0),
+            (occupancy, T0, True),
+        ]
+    )
+    t = _totals(url)
+    assert t[(counters.RECEIVED, "")] == 5
+    assert t[(counters.STORED, "")] == 3 and t[(counters.DUPLICATE, "")] == 2
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 4
+    assert t[(counters.OBSERVATIONS_DUPLICATE, "")] == 3
+    assert t[(counters.FLAGGED, "low_cost_sensor")] == 1
+    _identity(t)
+
+
+def test_result_types_land_in_their_columns(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    ds = streams["a81758fffe000001"]["indoor_co2"]
+    values: list[Any] = [776, 21.5, True, "high", {"a": [1, 2]}, None]
+    msgs = [IncomingMessage("t", b"x", T0, [_obs(ds, T0 + timedelta(seconds=i), v)]) for i, v in enumerate(values)]
+    writer.write(msgs)
+    got = [(r[2], r[3], r[4], r[5]) for r in _rows(url)]
+    assert got == [
+        (776.0, None, None, None),
+        (21.5, None, None, None),
+        (None, True, None, None),
+        (None, None, "high", None),
+        (None, None, None, {"a": [1, 2]}),
+        (None, None, None, None),
+    ]
+
+
+def test_quarantine_keeps_the_message_whole(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    payload = b'{"truncated": '
+    result = writer.write(
+        [
+            IncomingMessage(
+                "v3/app/devices/x/up",
+                payload,
+                T0,
+                rejection=Rejection("malformed", "Expecting value: line 1 column 15"),
+                source="tts",
+                device_id="x",
+                packet_id=3,
+            ),
+            IncomingMessage("a/1", b"1", T0, [_obs(streams["13597771"]["pm10"], T0, 1.0)]),
+        ]
+    )
+    assert result.outcomes == [Outcome.QUARANTINED, Outcome.STORED]
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT topic, payload, received_at, reason, error, source, device_id FROM quarantine"
+        ).fetchall()
+    assert row == [("v3/app/devices/x/up", payload, T0, "malformed", "Expecting value: line 1 column 15", "tts", "x")]
+    t = _totals(url)
+    assert t[(counters.QUARANTINED, "malformed")] == 1 and t[(counters.DECODED, "")] == 1
+    _identity(t)
+
+
+def test_a_row_the_database_refuses_quarantines_only_its_message(
+    db: tuple[str, Any], writer: ObservationWriter
+) -> None:
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    bad = NormalisedObservation(
+        datastream_id=pm10,
+        phenomenon_time=T0,
+        received_at=T0,
+        result=1.0,
+        phenomenon_time_end=T0 - timedelta(hours=1),  # violates observations_interval
+    )
+    result = writer.write(
+        [
+            IncomingMessage("a/1", b"good-1", T0, [_obs(pm10, T0 + timedelta(minutes=1), 2.0)]),
+            IncomingMessage("a/2", b"bad", T0, [bad]),
+            IncomingMessage("a/3", b"good-2", T0, [_obs(pm10, T0 + timedelta(minutes=2), 3.0)]),
+            IncomingMessage("a/4", b"unknown", T0, [_obs(10**9, T0, 3.0)]),  # no such Datastream
+        ]
+    )
+    assert result.outcomes == [Outcome.STORED, Outcome.QUARANTINED, Outcome.STORED, Outcome.QUARANTINED]
+    assert [r[2] for r in _rows(url)] == [2.0, 3.0]
+    with psycopg.connect(url) as conn:
+        reasons = conn.execute("SELECT payload, reason FROM quarantine ORDER BY id").fetchall()
+    assert reasons == [(b"bad", "store_rejected"), (b"unknown", "store_rejected")]
+    t = _totals(url)
+    assert t[(counters.QUARANTINED, "store_rejected")] == 2
+    _identity(t)
+
+
+def test_redelivery_without_payload_time_is_stored_once(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    """airrohr carries no time: a redelivery (DUP, same packet id, same bytes) takes its first receive time."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    payload = b'{"esp8266id":"13597771","sensordatavalues":[{"value_type":"SDS_P1","value":"12.30"}]}'
+    topic = "sensor-community/13597771"
+
+    def delivery(received: datetime, packet_id: int, dup: bool) -> IncomingMessage:
+        return IncomingMessage(
+            topic,
+            payload,
+            received,
+            [_obs(pm10, received, 12.3, flags=TIME_ASSUMED, received=received)],
+            packet_id=packet_id,
+            redelivered=dup,
+        )
+
+    t1, t2, t3, t4 = (T0 + timedelta(seconds=s) for s in (0, 40, 300, 310))
+    assert writer.write([delivery(t1, 17, False)]).outcomes == [Outcome.STORED]
+    # committed, crash before PUBACK: the broker resends packet 17 with DUP set
+    assert writer.write([delivery(t2, 17, True)]).outcomes == [Outcome.DUPLICATE]
+    # the sensor sends the very same bytes again later: a new reading (new packet id, no DUP)
+    assert writer.write([delivery(t3, 18, False)]).outcomes == [Outcome.STORED]
+    # packet id 17 reused by the broker for a different message later, which arrives with DUP
+    other = IncomingMessage(
+        topic, payload + b" ", t4, [_obs(pm10, t4, 1.0, flags=TIME_ASSUMED)], packet_id=17, redelivered=True
+    )
+    assert writer.write([other]).outcomes == [Outcome.STORED]
+    assert [r[1] for r in _rows(url)] == [t1, t3, t4]
+
+
+def test_redelivery_in_the_same_batch_as_its_original(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    t1, t2 = T0, T0 + timedelta(seconds=5)
+    msgs = [
+        IncomingMessage("s/1", b"same", t, [_obs(pm10, t, 5.0, flags=TIME_ASSUMED)], packet_id=9, redelivered=dup)
+        for t, dup in ((t1, False), (t2, True))
+    ]
+    assert writer.write(msgs).outcomes == [Outcome.STORED, Outcome.DUPLICATE]
+    assert [r[1] for r in _rows(url)] == [t1]
+
+
+def test_redelivered_quarantined_message_is_quarantined_once(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, _ = db
+
+    def delivery(received: datetime, packet_id: int, dup: bool) -> IncomingMessage:
+        return IncomingMessage(
+            "nilu/x",
+            b"not json",
+            received,
+            rejection=Rejection("malformed", "bad"),
+            packet_id=packet_id,
+            redelivered=dup,
+        )
+
+    outcomes = [
+        writer.write([delivery(T0, 4, False)]).outcomes[0],
+        writer.write([delivery(T0 + timedelta(seconds=30), 4, True)]).outcomes[0],
+        # a device that keeps sending the same broken bytes: each message is quarantined
+        writer.write([delivery(T0 + timedelta(seconds=60), 5, False)]).outcomes[0],
+    ]
+    assert outcomes == [Outcome.QUARANTINED, Outcome.DUPLICATE, Outcome.QUARANTINED]
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone() == (2,)
+    _identity(_totals(url))
+
+
+def test_counters_are_per_worker_and_sum(db: tuple[str, Any]) -> None:
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    w1, w2 = ObservationWriter.connect(url, "w1"), ObservationWriter.connect(url, "w2")
+    try:
+        w1.write([IncomingMessage("a", b"1", T0, [_obs(pm10, T0, 1.0)])], batch_seq=1)
+        w2.write([IncomingMessage("a", b"1", T0, [_obs(pm10, T0, 1.0)])], extra={(counters.OWN_NOTIFICATION, ""): 2})
+        assert w1.last_batch_seq() == 1 and w2.last_batch_seq() == 0
+    finally:
+        w1.close()
+        w2.close()
+    with psycopg.connect(url) as conn:
+        per_worker = {w["worker"]: w for w in counters.workers(conn)}
+        assert per_worker["w1"]["stored"] == 1 and per_worker["w2"]["duplicate"] == 1
+        t = counters.totals(conn)
+    assert t[(counters.RECEIVED, "")] == 2 and t[(counters.OWN_NOTIFICATION, "")] == 2
+    _identity(t)
