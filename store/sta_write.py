@@ -118,19 +118,28 @@ def feature_from_thing_location(conn: psycopg.Connection[Any], datastream_id: in
     return int(created[0])
 
 
-def observation_times(
-    conn: psycopg.Connection[Any], observation_id: int
-) -> tuple[int, datetime, datetime | None, datetime | None, int | None] | None:
-    """``(datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id)``."""
-    row = conn.execute(
-        "SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, feature_of_interest_id"
-        " FROM observations WHERE id = %s",
-        (observation_id,),
-    ).fetchone()
-    return None if row is None else (int(row[0]), row[1], row[2], row[3], row[4])
+OBSERVATION_COLUMNS = (
+    "datastream_id", "phenomenon_time", "phenomenon_time_end", "result_time", "result_number", "result_boolean",
+    "result_text", "result_json", "parameters", "feature_of_interest_id", "quality_flags",
+)  # fmt: skip
 
 
-def datastream_binding(conn: psycopg.Connection[Any], datastream_id: int) -> tuple[str | None, str | None] | None:
-    """``(device_id, property_key)`` of a Datastream (both None for API-created ones); None if absent."""
-    row = conn.execute("SELECT device_id, property_key FROM datastreams WHERE id = %s", (datastream_id,)).fetchone()
-    return None if row is None else (row[0], row[1])
+def observation_columns(conn: psycopg.Connection[Any], observation_id: int) -> dict[str, Any] | None:
+    """The stored values of an Observation that writes recompute from (None if it does not exist)."""
+    statement = sql.SQL("SELECT {} FROM observations WHERE id = %s").format(
+        sql.SQL(", ").join(map(_ident, OBSERVATION_COLUMNS))
+    )
+    row = conn.execute(statement, (observation_id,)).fetchone()
+    return None if row is None else dict(zip(OBSERVATION_COLUMNS, row, strict=True))
+
+
+def latest_readings(
+    conn: psycopg.Connection[Any], datastream_id: int, count: int
+) -> list[tuple[datetime, float | None, int]]:
+    """The ``count`` newest Observations of a Datastream: ``(phenomenon time, number, quality flags)``."""
+    rows = conn.execute(
+        "SELECT phenomenon_time, result_number, quality_flags FROM observations WHERE datastream_id = %s"
+        " ORDER BY phenomenon_time DESC LIMIT %s",
+        (datastream_id, count),
+    ).fetchall()
+    return [(r[0], r[1], int(r[2])) for r in rows]

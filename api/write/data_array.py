@@ -88,7 +88,7 @@ def create_observations(context: StaContext, payload: Any) -> Response:
     links: list[str] = []
     errors: dict[int, str] = {}
     with context.pool.connection() as conn, conn.transaction():
-        writer = Writer(conn, observation_hook=getattr(context, "observation_hook", None))
+        writer = Writer(conn)
         for index, row in enumerate(rows):
             try:
                 if row.body is None:

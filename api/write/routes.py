@@ -119,7 +119,7 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | 
     with connection(context) as conn:
         try:
             with conn.transaction():
-                writer = Writer(conn, observation_hook=getattr(context, "observation_hook", None))
+                writer = Writer(conn)
                 result = work(writer)
                 writer.finish()
         except WriteError as exc:

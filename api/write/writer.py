@@ -15,7 +15,7 @@ The standard's side effects live here, each once:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,8 +25,13 @@ import psycopg
 
 from api.sta import entities as em
 from api.write.body import Link, NewEntity, Update, result_columns
+from api.write.normalise import NotNormalisable, WriteNormaliser
 from store import datastream_spans
 from store import sta_write as store
+
+# An Observation update touching these columns is normalised again; NORMALISED are what that sets.
+RENORMALISE = frozenset({*em.RESULT_COLUMNS, "phenomenon_time", "phenomenon_time_end", "result_time", "datastream_id"})
+NORMALISED = frozenset({*em.RESULT_COLUMNS, "phenomenon_time", "phenomenon_time_end", "quality_flags"})
 
 
 class WriteError(Exception):
@@ -36,9 +41,6 @@ class WriteError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-ObservationHook = Callable[[psycopg.Connection[Any], int, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -58,12 +60,11 @@ class Writer:
         conn: psycopg.Connection[Any],
         *,
         now: datetime | None = None,
-        observation_hook: ObservationHook | None = None,
     ) -> None:
         self.conn = conn
         self.now = now or datetime.now(UTC)
         self.changes = Changes()
-        self.observation_hook = observation_hook
+        self.normaliser = WriteNormaliser(conn)
         # (datastream, phenomenon time, end, result time, feature) of Observations stored so far
         self._stored: list[tuple[int, datetime, datetime | None, datetime | None, int | None]] = []
 
@@ -89,9 +90,22 @@ class Writer:
             raise
 
     def _stored_observation(self, ident: int) -> None:
-        row = store.observation_times(self.conn, ident)
+        row = store.observation_columns(self.conn, ident)
         if row is not None:
-            self._stored.append(row)
+            self._stored.append(
+                (
+                    row["datastream_id"],
+                    row["phenomenon_time"],
+                    row["phenomenon_time_end"],
+                    row["result_time"],
+                    row["feature_of_interest_id"],
+                )
+            )
+
+    def _shrink(self, row: dict[str, Any]) -> None:
+        datastream_spans.shrink(
+            self.conn, row["datastream_id"], row["phenomenon_time"], row["phenomenon_time_end"], row["result_time"]
+        )
 
     # ---- create --------------------------------------------------------------------------
 
@@ -180,7 +194,16 @@ class Writer:
         historical = store.set_thing_locations(self.conn, thing, locations, self.now)
         self.changes.created.append((em.HISTORICAL_LOCATION, historical))
 
+    def _normalise(self, columns: dict[str, Any], where: str) -> bool:
+        try:
+            return self.normaliser.apply(columns, self.now)
+        except NotNormalisable as exc:
+            raise WriteError(400, f"{where + '.' if where else ''}result: {exc}") from None
+
     def _prepare_observation(self, columns: dict[str, Any], where: str) -> None:
+        if not store.exists(self.conn, em.DATASTREAM.table, columns["datastream_id"]):
+            raise WriteError(400, f"no Datastream with @iot.id {columns['datastream_id']}")
+        self._normalise(columns, where)
         if columns.get("phenomenon_time") is None:
             columns["phenomenon_time"] = self.now  # 18-088: the server's time when the client gives none
             columns.setdefault("phenomenon_time_end", None)
@@ -195,17 +218,14 @@ class Writer:
                 )
             columns["feature_of_interest_id"] = feature
         columns.setdefault("received_at", self.now)
-        if self.observation_hook is not None:
-            self.observation_hook(self.conn, datastream, columns)
 
     # ---- update --------------------------------------------------------------------------
 
     def update(self, update: Update, ident: int) -> None:
         entity = update.entity
         columns = dict(update.columns)
-        before = store.observation_times(self.conn, ident) if entity is em.OBSERVATION else None
-        old_key = before[:2] if before is not None else None
-        if entity is em.OBSERVATION and old_key is None:
+        before = store.observation_columns(self.conn, ident) if entity is em.OBSERVATION else None
+        if entity is em.OBSERVATION and before is None:
             raise WriteError(404, f"no Observation with id {ident}")
         later: list[tuple[em.Relation, list[Link]]] = []
         for name, items in update.relations.items():
@@ -216,38 +236,39 @@ class Writer:
                 columns[relation.column] = self._resolve(items[0])
             else:
                 later.append((relation, items))
-        if entity is em.OBSERVATION and old_key is not None:
+        if before is not None:
             if "phenomenon_time" in columns and columns["phenomenon_time"] is None:
                 raise WriteError(400, "phenomenonTime: an Observation keeps a phenomenonTime")
-            if self.observation_hook is not None and "result_number" in columns:
-                merged = {"datastream_id": old_key[0], "phenomenon_time": old_key[1], **columns}
-                self.observation_hook(self.conn, merged["datastream_id"], merged)
-                columns = {k: v for k, v in merged.items() if k in columns or k == "quality_flags"}
+            if RENORMALISE & columns.keys():
+                # judged again as a whole, with what it keeps; received_at stays the first receipt
+                merged = {**before, **columns}
+                if self._normalise(merged, ""):
+                    columns = {k: v for k, v in merged.items() if k in columns or k in NORMALISED}
         try:
             with self.conn.transaction():
                 changed = store.update_row(self.conn, entity.table, ident, columns)
         except psycopg.errors.UniqueViolation as exc:
-            merged = {"datastream_id": old_key[0] if old_key else None, **columns}
+            merged = {**(before or {}), **columns}
             raise WriteError(409, self._conflict(entity, merged)) from exc
         if not changed:
             raise WriteError(404, f"no {entity.name} with id {ident}")
         for relation, items in later:
             self._attach(entity, ident, relation, list(items))
         if before is not None:
-            datastream_spans.shrink(self.conn, before[0], before[1], before[2], before[3])
+            self._shrink(before)
             self._stored_observation(ident)
         self.changes.updated.append((entity, ident, update.given | frozenset(update.relations)))
 
     # ---- delete --------------------------------------------------------------------------
 
     def delete(self, entity: em.EntityType, ident: int) -> None:
-        before = store.observation_times(self.conn, ident) if entity is em.OBSERVATION else None
+        before = store.observation_columns(self.conn, ident) if entity is em.OBSERVATION else None
         if entity is em.LOCATION:
             store.delete_historical_locations_of_location(self.conn, ident)
         if not store.delete_row(self.conn, entity.table, ident):
             raise WriteError(404, f"no {entity.name} with id {ident}")
         if before is not None:
-            datastream_spans.shrink(self.conn, before[0], before[1], before[2], before[3])
+            self._shrink(before)
         self.changes.deleted.append((entity, ident))
 
 
