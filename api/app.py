@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from api import aggregates, errors
 from api.aggregates import router as aggregates_router
+from api.mqtt.notifier import MqttOptions, Notifier
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
 from api.write.batch import build_batch_router
@@ -26,12 +27,20 @@ from store.features import detect
 from store.sta import configure_connection
 
 
-def server_settings(public_url: str, base_url: str) -> dict[str, Any]:
-    """What Bydata adds to the service root's ``serverSettings`` beyond the read classes."""
-    return {
+def server_settings(public_url: str, mqtt: MqttOptions | None, base_url: str) -> dict[str, Any]:
+    """What Bydata adds to the service root's ``serverSettings`` beyond the read classes.
+
+    The MQTT classes only when the app has a broker: each names the endpoints clients use.
+    """
+    settings: dict[str, Any] = {
         "conformance": [CUD_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
         aggregates.CONFORMANCE: aggregates.server_settings(public_url),
     }
+    if mqtt is not None:
+        for uri in mqtt.conformance():
+            settings["conformance"].append(uri)
+            settings[uri] = mqtt.endpoint_settings()
+    return settings
 
 
 def create_app(
@@ -44,12 +53,14 @@ def create_app(
     max_top: int = 10_000,
     aggregate_max_buckets: int = 100_000,
     cors_origins: Sequence[str] = ("*",),
+    mqtt: MqttOptions | None = None,
 ) -> FastAPI:
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
     ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
-    allowed from any origin by default.
+    allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
+    (None: no MQTT extension).
     """
 
     @asynccontextmanager
@@ -60,7 +71,9 @@ def create_app(
         app.state.pool = pool
         app.state.aggregate_max_buckets = aggregate_max_buckets
         app.state.public_url = public_url.rstrip("/")
-        app.state.server_settings = partial(server_settings, public_url.rstrip("/"))
+        app.state.server_settings = partial(server_settings, public_url.rstrip("/"), mqtt)
+        app.state.notify = None
+        notifier: Notifier | None = None
         try:
             with pool.connection(timeout=30) as conn:
                 features = detect(conn)
@@ -69,8 +82,15 @@ def create_app(
                 Limits(default_top=min(default_top, max_top), max_top=max_top),
             )
             app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
+            if mqtt is not None:
+                notifier = mqtt.notifier(lambda: app.state.sta)
+                notifier.start()
+                app.state.notifier = notifier
+                app.state.notify = notifier.tell
             yield
         finally:
+            if notifier is not None:
+                notifier.stop()
             pool.close()
 
     app = FastAPI(

@@ -143,3 +143,20 @@ def latest_readings(
         (datastream_id, count),
     ).fetchall()
     return [(r[0], r[1], int(r[2])) for r in rows]
+
+
+def row_values(conn: psycopg.Connection[Any], table: str, ident: int, columns: list[str]) -> dict[str, Any]:
+    """Some columns of one row (empty when the row does not exist)."""
+    statement = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(
+        sql.SQL(", ").join(map(_ident, columns)), _ident(table)
+    )
+    row = conn.execute(statement, (ident,)).fetchone()
+    return {} if row is None else dict(zip(columns, row, strict=True))
+
+
+def linked_ids(conn: psycopg.Connection[Any], table: str, source: str, target: str, ident: int) -> list[int]:
+    """The ids a link table relates to ``ident``."""
+    statement = sql.SQL("SELECT {} FROM {} WHERE {} = %s ORDER BY 1").format(
+        _ident(target), _ident(table), _ident(source)
+    )
+    return [int(row[0]) for row in conn.execute(statement, (ident,))]

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError, error_body
 from api.sta.routes import PREFIX, StaContext, serve
 from api.write import routes as write
+from api.write.writer import Changes
 
 CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request"
 METHODS = ("get", "post", "patch", "put", "delete")
@@ -135,6 +136,11 @@ def _error(sub: SubRequest, code: int, message: str) -> dict[str, Any]:
     return {"id": sub.id, "status": code, "body": error_body(code, message)}
 
 
+def _notify(request: Request) -> write.Notify | None:
+    notify: write.Notify | None = getattr(request.app.state, "notify", None)
+    return notify
+
+
 def _one(request: Request, context: StaContext, sub: SubRequest, created: dict[str, int]) -> Response:
     url = _REFERENCE.sub(lambda m: str(created.get(m.group(1), m.group(0))), sub.url)
     rest = _relative(url, context.base_url)
@@ -146,13 +152,15 @@ def _one(request: Request, context: StaContext, sub: SubRequest, created: dict[s
             method="GET", path=f"{PREFIX}/{path}", raw_path=f"{PREFIX}/{path}".encode(), query_string=query.encode()
         )
         return serve(Request(scope), path)
+    notify = _notify(request)
     if sub.method == "delete":
-        return write.delete(context, path)
+        return write.delete(context, path, notify)
     if sub.method == "post":
-        return write.create(context, path, body)
+        return write.create(context, path, body, notify)
     return write.update(
-        context, path, body, replace=sub.method == "put", json_patch=sub.content_type == write.JSON_PATCH
-    )
+        context, path, body, replace=sub.method == "put", json_patch=sub.content_type == write.JSON_PATCH,
+        notify=notify,
+    )  # fmt: skip
 
 
 def execute(request: Request, context: StaContext, subs: list[SubRequest]) -> list[dict[str, Any]]:
@@ -178,8 +186,10 @@ def execute(request: Request, context: StaContext, subs: list[SubRequest]) -> li
 def _change_set(request: Request, context: StaContext, members: list[SubRequest]) -> list[dict[str, Any]]:
     created: dict[str, int] = {}
     done: list[dict[str, Any]] = []
+    deferred: list[Changes] = []
     with context.pool.connection() as conn:
         token = write.BATCH_CONNECTION.set(conn)
+        deferred_token = write.DEFERRED.set(deferred)
         failed: tuple[int, ApiError] | None = None
         try:
             with conn.transaction():
@@ -205,6 +215,11 @@ def _change_set(request: Request, context: StaContext, members: list[SubRequest]
             ]
         finally:
             write.BATCH_CONNECTION.reset(token)
+            write.DEFERRED.reset(deferred_token)
+    notify = _notify(request)
+    if notify is not None:  # committed: now the change set's changes can be told
+        for changes in deferred:
+            notify(changes)
     return done
 
 

@@ -25,6 +25,7 @@ from api.errors import ApiError
 from api.sta import entities as em
 from api.sta.routes import PREFIX, StaContext
 from api.write.body import BodyError, parse_create
+from api.write.routes import Notify
 from api.write.writer import WriteError, Writer
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def parse_create_observations(payload: Any) -> list[Row]:
     return rows
 
 
-def create_observations(context: StaContext, payload: Any) -> Response:
+def create_observations(context: StaContext, payload: Any, notify: Notify | None = None) -> Response:
     try:
         rows = parse_create_observations(payload)
     except BodyError as exc:
@@ -102,6 +103,8 @@ def create_observations(context: StaContext, payload: Any) -> Response:
                 errors[index] = message
                 links.append("error")
         writer.finish()
+    if notify is not None:
+        notify(writer.changes)
     if errors:
         log.info("CreateObservations: %d of %d rows failed", len(errors), len(rows))
     # ASCII JSON: header values are Latin-1 on the wire.
@@ -131,6 +134,7 @@ def build_data_array_router() -> APIRouter:
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the body is not JSON: {exc}") from None
         context: StaContext = request.app.state.sta
-        return await run_in_threadpool(create_observations, context, payload)
+        notify: Notify | None = getattr(request.app.state, "notify", None)
+        return await run_in_threadpool(create_observations, context, payload, notify)
 
     return router

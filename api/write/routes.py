@@ -34,11 +34,14 @@ _NO_OPTIONS = parse_query_options([])
 _ID_ONLY = parse_query_options([("$select", "id")])
 CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete"
 
-Notifier = Callable[[StaContext, Changes], None]
+# Told each committed write's changes (MQTT notifications); None when no broker is configured.
+Notify = Callable[[Changes], None]
 
 
 # Inside a batch change set every request shares one connection and transaction.
 BATCH_CONNECTION: ContextVar[psycopg.Connection[Any] | None] = ContextVar("batch_connection", default=None)
+# ... and their changes are told after the change set commits, not one by one.
+DEFERRED: ContextVar[list[Changes] | None] = ContextVar("deferred_changes", default=None)
 
 
 @contextmanager
@@ -115,7 +118,7 @@ def _parse(rest: str) -> ResourcePath:
         raise ApiError(404, str(exc)) from exc
 
 
-def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | None) -> tuple[Any, Changes]:
+def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notify | None) -> tuple[Any, Changes]:
     with connection(context) as conn:
         try:
             with conn.transaction():
@@ -126,8 +129,12 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notifier | 
             raise ApiError(exc.code, exc.message) from exc
         except BodyError as exc:
             raise ApiError(400, exc.message, parameter=exc.where or None) from exc
-    if notify is not None and BATCH_CONNECTION.get() is None:
-        notify(context, writer.changes)
+    if notify is not None:
+        deferred = DEFERRED.get()
+        if deferred is not None:
+            deferred.append(writer.changes)
+        else:
+            notify(writer.changes)
     return result, writer.changes
 
 
@@ -139,7 +146,7 @@ def _check_target(method: str, path: ResourcePath) -> None:
         raise ApiError(405, "PATCH, PUT and DELETE address one entity, such as Things(1)")
 
 
-def create(context: StaContext, rest: str, body: Any, notify: Notifier | None = None) -> Response:
+def create(context: StaContext, rest: str, body: Any, notify: Notify | None = None) -> Response:
     path = _parse(rest)
     _check_target("POST", path)
     entity = _entity_of(path)
@@ -175,7 +182,7 @@ def _single_target(context: StaContext, rest: str) -> tuple[em.EntityType, int]:
 
 
 def update(
-    context: StaContext, rest: str, body: Any, *, replace: bool, json_patch: bool, notify: Notifier | None = None
+    context: StaContext, rest: str, body: Any, *, replace: bool, json_patch: bool, notify: Notify | None = None
 ) -> Response:
     entity, ident = _single_target(context, rest)
     if json_patch:
@@ -199,7 +206,7 @@ def update(
     return _entity_response(read_entity(context, entity, ident))
 
 
-def delete(context: StaContext, rest: str, notify: Notifier | None = None) -> Response:
+def delete(context: StaContext, rest: str, notify: Notify | None = None) -> Response:
     entity, ident = _single_target(context, rest)
     _run(context, lambda writer: writer.delete(entity, ident), notify)
     return Response(status_code=200)
@@ -209,7 +216,7 @@ def _handler(method: str) -> Callable[[Request], Awaitable[Response]]:
     async def handler(request: Request) -> Response:
         context = _context(request)
         rest = _rest(request)
-        notify: Notifier | None = getattr(request.app.state, "notify", None)
+        notify: Notify | None = getattr(request.app.state, "notify", None)
         _check_target(method, _parse(rest))  # a wrong target is answered before the body is read
         if method == "DELETE":
             return await run_in_threadpool(delete, context, rest, notify)
