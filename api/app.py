@@ -18,9 +18,7 @@ from api.mqtt.notifier import MqttOptions, Notifier
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
 from api.write.batch import build_batch_router
-from api.write.data_array import CONFORMANCE as DATA_ARRAY_CONFORMANCE
 from api.write.data_array import build_data_array_router
-from api.write.routes import CONFORMANCE as CUD_CONFORMANCE
 from api.write.routes import build_write_router
 from store.db import create_pool
 from store.features import detect
@@ -33,7 +31,7 @@ def server_settings(public_url: str, mqtt: MqttOptions | None, base_url: str) ->
     The MQTT classes only when the app has a broker: each names the endpoints clients use.
     """
     settings: dict[str, Any] = {
-        "conformance": [CUD_CONFORMANCE, DATA_ARRAY_CONFORMANCE, aggregates.CONFORMANCE],
+        "conformance": [aggregates.CONFORMANCE],
         aggregates.CONFORMANCE: aggregates.server_settings(public_url),
     }
     if mqtt is not None:

@@ -38,6 +38,10 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
+    # api/write: tests/api/test_create_update_delete.py, test_batch.py, test_data_array.py
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
 )
 
 

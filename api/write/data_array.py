@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 COMPONENTS = frozenset(
     {"id", "phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters", "FeatureOfInterest/id"}
 )
-CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array"
 ERRORS_HEADER = "Bydata-Errors"
 
 

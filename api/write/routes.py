@@ -32,7 +32,6 @@ from store import sta as read_store
 JSON_PATCH = "application/json-patch+json"
 _NO_OPTIONS = parse_query_options([])
 _ID_ONLY = parse_query_options([("$select", "id")])
-CONFORMANCE = "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete"
 
 # Told each committed write's changes (MQTT notifications); None when no broker is configured.
 Notify = Callable[[Changes], None]

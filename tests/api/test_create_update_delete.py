@@ -271,10 +271,11 @@ def test_delete_sensor_and_feature_cascade(client: TestClient) -> None:
     assert get(client, f"Things({thing['@iot.id']})")["name"] == "oven"
 
 
-def test_service_root_names_the_class(client: TestClient) -> None:
+def test_service_root_names_the_write_classes(client: TestClient) -> None:
     root = get(client, "")
     conformance = root["serverSettings"]["conformance"]
-    assert "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete" in conformance
+    for uri in ("create-update-delete", "batch-request/batch-request", "data-array/data-array"):
+        assert f"http://www.opengis.net/spec/iot_sensing/1.1/req/{uri}" in conformance
     aggregation = "https://bydata.no/spec/sensorthings-aggregates/1.0"
     assert aggregation in conformance and root["serverSettings"][aggregation]["endpoint"].startswith(BASE)
     assert {v["name"] for v in root["value"]} == {

@@ -108,3 +108,19 @@ def test_read_as_data_array(client: TestClient) -> None:
     nxt = client.get(body["@iot.nextLink"].removeprefix(BASE))
     assert nxt.status_code == 200 and nxt.json()["value"][0]["dataArray@iot.count"] == 1
     assert client.get("/v1.1/Things", params={"$resultFormat": "dataArray"}).status_code == 400
+
+
+def test_a_data_array_groups_observations_by_datastream(client: TestClient) -> None:
+    """req/data-array/data-array: Observations of several Datastreams, one group each, rows in the page's order."""
+    first, second = datastream(client), datastream(client)
+    for ds, time, value in ((first, "2024-02-01T00:00:00Z", 1), (second, "2024-02-01T00:00:00Z", 2)):
+        post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": time, "result": value})
+    body = get(client, "Observations?$resultFormat=dataArray&$select=result&$orderby=id")
+    groups = {g["Datastream@iot.navigationLink"]: g for g in body["value"]}
+    assert set(groups) == {f"{ROOT}/Datastreams({first})", f"{ROOT}/Datastreams({second})"}
+    for ds, value in ((first, 1), (second, 2)):
+        group = groups[f"{ROOT}/Datastreams({ds})"]
+        assert group["components"] == ["id", "result"]
+        assert group["dataArray@iot.count"] == 2 and [row[1] for row in group["dataArray"]] == [70.4, value]
+    assert client.get("/v1.1/Observations(1)?$resultFormat=dataArray").status_code == 400  # a single entity
+    assert client.get("/v1.1/Observations?$resultFormat=dataArray&$expand=Datastream").status_code == 400
