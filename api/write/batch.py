@@ -325,6 +325,15 @@ def build_batch_router() -> APIRouter:
         summary="Batch requests (OData JSON batch, or multipart/mixed with change sets)",
         description=__doc__ or "",
         response_class=Response,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["requests"]}},
+                    MULTIPART: {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
     )
     async def batch(request: Request) -> Response:
         content_type = request.headers.get("content-type", "")
