@@ -12,12 +12,33 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 
-from api import errors
+from api import aggregates, errors
+from api.aggregates import router as aggregates_router
+from api.mqtt.notifier import MqttOptions, Notifier
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
+from api.write.batch import build_batch_router
+from api.write.data_array import build_data_array_router
+from api.write.routes import build_write_router
 from store.db import create_pool
 from store.features import detect
 from store.sta import configure_connection
+
+
+def server_settings(public_url: str, mqtt: MqttOptions | None, base_url: str) -> dict[str, Any]:
+    """What Bydata adds to the service root's ``serverSettings`` beyond the read classes.
+
+    The MQTT classes only when the app has a broker: each names the endpoints clients use.
+    """
+    settings: dict[str, Any] = {
+        "conformance": [aggregates.CONFORMANCE],
+        aggregates.CONFORMANCE: aggregates.server_settings(public_url),
+    }
+    if mqtt is not None:
+        for uri in mqtt.conformance():
+            settings["conformance"].append(uri)
+            settings[uri] = mqtt.endpoint_settings()
+    return settings
 
 
 def create_app(
@@ -28,13 +49,16 @@ def create_app(
     public_url: str = "http://127.0.0.1:8080",
     default_top: int = 100,
     max_top: int = 10_000,
+    aggregate_max_buckets: int = 100_000,
     cors_origins: Sequence[str] = ("*",),
+    mqtt: MqttOptions | None = None,
 ) -> FastAPI:
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
     ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
-    allowed from any origin by default.
+    allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
+    (None: no MQTT extension).
     """
 
     @asynccontextmanager
@@ -43,6 +67,11 @@ def create_app(
             database_url, min_size=pool_min, max_size=pool_max, name="api", configure=partial(configure_connection)
         )
         app.state.pool = pool
+        app.state.aggregate_max_buckets = aggregate_max_buckets
+        app.state.public_url = public_url.rstrip("/")
+        app.state.server_settings = partial(server_settings, public_url.rstrip("/"), mqtt)
+        app.state.notify = None
+        notifier: Notifier | None = None
         try:
             with pool.connection(timeout=30) as conn:
                 features = detect(conn)
@@ -51,8 +80,15 @@ def create_app(
                 Limits(default_top=min(default_top, max_top), max_top=max_top),
             )
             app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
+            if mqtt is not None:
+                notifier = mqtt.notifier(lambda: app.state.sta)
+                notifier.start()
+                app.state.notifier = notifier
+                app.state.notify = notifier.tell
             yield
         finally:
+            if notifier is not None:
+                notifier.stop()
             pool.close()
 
     app = FastAPI(
@@ -78,4 +114,8 @@ def create_app(
         return JSONResponse(body)
 
     app.include_router(build_router())
+    app.include_router(build_data_array_router())
+    app.include_router(build_batch_router())
+    app.include_router(build_write_router())
+    app.include_router(aggregates_router)
     return app

@@ -22,6 +22,8 @@ TYPES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    409: "conflict",
+    415: "unsupported_media_type",
     500: "internal_error",
     501: "not_implemented",
     503: "unavailable",

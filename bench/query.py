@@ -8,9 +8,12 @@ Observations by COPY, serves the API with uvicorn on a loopback port and measure
 question both ways in one run. Prints JSON: p50/p95 in ms, and the ratio of the API's p95
 to the SQL's p95 alone and to SQL plus JSON serialisation of the same rows.
 
-Questions: (a) one Datastream, one day, raw; (b) hourly averages over 30 days: belongs to
-the aggregation extension, not built yet, reported as such; (c) the latest Observation of
-every Datastream; (d) a filter on result and time across all Datastreams, top 100.
+Questions: (a) one Datastream, one day, raw; (b) hourly averages of one Datastream over the
+whole span, through the aggregation extension (``/ext/aggregates/v1``); (c) the latest
+Observation of every Datastream; (d) a filter on result and time across all Datastreams, top 100.
+
+``--database-url`` measures an already loaded database instead (one kept with ``--keep``),
+so a change can be measured before and after on the same data.
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from api import aggregates
 from api.sta import render, routes
 from api.sta.translate import Limits, ServerFeatures, Translator
 from bydata.settings import get_settings
-from store import bench_data
+from store import bench_data, datastream_spans
 from store import sta as store_sta
+from store.aggregates import detect_support
 from store.features import detect
 from store.migrations import upgrade
 
@@ -139,9 +144,18 @@ class InProcess:
             ServerFeatures(postgis=features.postgis_installed is not None), Limits(100, 10_000)
         )
         self.base = base + "/v1.1"
+        self.public_url = base
+        self.aggregate_support = detect_support(self.conn)
 
     def __call__(self, url: str) -> int:
         parts = urlsplit(url)
+        if parts.path.startswith(aggregates.PREFIX + "/Datastreams("):
+            ident = int(parts.path.rsplit("(", 1)[1].rstrip(")"))
+            body = aggregates.answer(
+                self.conn, self.aggregate_support, ident, dict(parse_qsl(parts.query)),
+                max_buckets=100_000, public_url=self.public_url,
+            )  # fmt: skip
+            return len(body)
         rest = parts.path.split("/v1.1/", 1)[1]
         planned = routes.plan_request(self.translator, self.base, rest, tuple(parse_qsl(parts.query)))
         rows = store_sta.fetch_column(self.conn, planned.statement, planned.query.params)
@@ -211,7 +225,24 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+@contextmanager
+def loaded_database(args: argparse.Namespace, report: dict[str, Any]) -> Iterator[str]:
+    """The database to measure: ``--database-url`` as it is, else a scratch one loaded here."""
+    if args.database_url:
+        with psycopg.connect(args.database_url) as conn:
+            row = conn.execute("SELECT count(*), min(phenomenon_time) FROM observations").fetchone()
+            streams = conn.execute("SELECT count(*) FROM datastreams").fetchone()
+        assert row is not None and streams is not None
+        if row[1] != START:
+            raise SystemExit("--database-url: not a database loaded by this benchmark")
+        args.observations, args.datastreams = int(row[0]), int(streams[0])
+        if args.refresh_spans:
+            with psycopg.connect(args.database_url) as conn:
+                datastream_spans.refresh(conn)
+            bench_data.settle(args.database_url)
+        report.update(observations=args.observations, datastreams=args.datastreams, load="reused")
+        yield args.database_url
+        return
     server_url = args.server_url
     if server_url is None:
         configured = get_settings().database_url
@@ -220,12 +251,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "give --server-url or set BYDATA_DATABASE_URL (a PostgreSQL server to create a scratch db on)"
             )
         server_url = configured.get_secret_value()
-    report: dict[str, Any] = {
-        "observations": args.observations,
-        "datastreams": args.datastreams,
-        "days": args.days,
-        "iterations": args.iterations,
-    }
     with scratch_database(server_url, args.keep) as db_url:
         with psycopg.connect(db_url) as conn:
             upgrade_report = upgrade(conn)
@@ -236,6 +261,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             report["load"] = {"rows": copied, "seconds": round(time.perf_counter() - t0, 1)}
         bench_data.settle(db_url)
+        if args.keep:
+            report["kept_database_url"] = db_url
+        yield db_url
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "observations": args.observations,
+        "datastreams": args.datastreams,
+        "days": args.days,
+        "iterations": args.iterations,
+    }
+    with loaded_database(args, report) as db_url:
+        with psycopg.connect(db_url) as conn:
+            kept = conn.execute("SELECT count(phenomenon_time_end), count(*) FROM datastreams").fetchone()
+        assert kept is not None
+        report["datastream_spans_maintained"] = f"{kept[0]} of {kept[1]}"
         n_ds = args.datastreams
         per_stream = max(1, args.observations // n_ds)
         span = timedelta(days=args.days)
@@ -252,6 +294,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"/v1.1/Datastreams({ds})/Observations?$filter=phenomenonTime ge {_iso(t0)}"
                 f" and phenomenonTime lt {_iso(t1)}&$top={top}&$select=@iot.id,phenomenonTime,result"
             )
+            return url, {"ds": ds, "t0": t0, "t1": t1}
+
+        def q_b(rng: random.Random) -> tuple[str, dict[str, Any]]:
+            ds = rng.randint(1, n_ds)
+            t0, t1 = START, START + span
+            url = f"{aggregates.PREFIX}/Datastreams({ds})?interval=PT1H&aggregates=avg&from={_iso(t0)}&to={_iso(t1)}"
             return url, {"ds": ds, "t0": t0, "t1": t1}
 
         def q_c(rng: random.Random) -> tuple[str, dict[str, Any]]:
@@ -281,11 +329,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             )  # fmt: skip
             results.append(
-                {
-                    "question": "b: hourly averages, one Datastream, 30 days",
-                    "status": "not measured: served by the aggregation extension, which is not built yet",
-                }
-            )
+                measure(
+                    f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
+                    client, conn, args.iterations, q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"], inproc,
+                )
+            )  # fmt: skip
             results.append(
                 measure(
                     "c: latest Observation of every Datastream ($expand ... $top=1)",
@@ -313,7 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--server-url", default=None, help="PostgreSQL server URL (a scratch database is made on it)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is reported)")
+    parser.add_argument("--database-url", default=None, help="measure this database, loaded by an earlier --keep run")
+    parser.add_argument(
+        "--refresh-spans", action="store_true", help="with --database-url: fill the Datastreams' maintained spans first"
+    )
     args = parser.parse_args(argv)
     print(json.dumps(run(args), indent=2))
 

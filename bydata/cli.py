@@ -125,11 +125,29 @@ def config_table() -> None:
 def api(data_dir: DataDirOption = None) -> None:
     """Serve the HTTP API (health; the SensorThings API)."""
     settings = _settings(data_dir)
+    mqtt_url = settings.mqtt_url.get_secret_value() if settings.mqtt_url is not None else None
     with database_url(settings) as url:
-        _serve_api(settings, url, stop=threading.Event())
+        _serve_api(settings, url, stop=threading.Event(), mqtt_url=mqtt_url)
 
 
-def _serve_api(settings: Settings, db_url: str, stop: threading.Event) -> None:
+def _mqtt_options(settings: Settings, mqtt_url: str | None) -> Any:
+    """The API's MQTT extension: on the configured broker, or the embedded one (whose subscriptions it sees)."""
+    if mqtt_url is None:
+        return None
+    from api.mqtt.notifier import MqttOptions
+    from api.mqtt.subscriptions import registry_for
+
+    embedded = settings.mqtt_url is None
+    return MqttOptions(
+        url=mqtt_url,
+        endpoint=settings.mqtt_endpoint(mqtt_url),
+        topic_prefix=settings.ingest_topic_prefix,
+        subscriptions=registry_for(settings.embedded_mqtt_port) if embedded else None,
+        creates=settings.ingest_sta_creates,
+    )
+
+
+def _serve_api(settings: Settings, db_url: str, stop: threading.Event, mqtt_url: str | None = None) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -142,6 +160,8 @@ def _serve_api(settings: Settings, db_url: str, stop: threading.Event) -> None:
             public_url=settings.base_url(),
             default_top=settings.sta_default_top,
             max_top=settings.sta_max_top,
+            aggregate_max_buckets=settings.aggregate_max_buckets,
+            mqtt=_mqtt_options(settings, mqtt_url),
         ),
         host=settings.api_host,
         port=settings.api_port,
@@ -187,7 +207,7 @@ def demo(
         pipeline = start_demo_pipeline(settings, db_url, mqtt_url, stop)
         console.print("Press Ctrl-C to stop.")
         started = time.monotonic()
-        _serve_api(settings, db_url, stop)
+        _serve_api(settings, db_url, stop, mqtt_url=mqtt_url)
         stop.set()
         for thread in pipeline:
             thread.join(timeout=60)

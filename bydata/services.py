@@ -26,5 +26,9 @@ def broker_url(settings: Settings) -> Iterator[str]:
     if settings.mqtt_url is not None:
         yield settings.mqtt_url.get_secret_value()
         return
-    with EmbeddedBroker(settings.embedded_mqtt_port) as broker:
+    from api.mqtt.subscriptions import PLUGIN as SUBSCRIPTION_PLUGIN
+
+    # The API's MQTT extension sees what clients subscribe to through this plugin.
+    plugins = {SUBSCRIPTION_PLUGIN: {"port": settings.embedded_mqtt_port}}
+    with EmbeddedBroker(settings.embedded_mqtt_port, plugins=plugins) as broker:
         yield broker.url

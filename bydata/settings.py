@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     sta_max_top: int = Field(
         default=10_000, ge=1, description="SensorThings API: largest page served; a larger $top gets a next link."
     )
+    aggregate_max_buckets: int = Field(
+        default=100_000,
+        ge=1,
+        description="Aggregation extension: most buckets one request may ask for (a larger request gets a 400).",
+    )
+    mqtt_public_url: str | None = Field(
+        default=None,
+        description="MQTT URL the SensorThings service root gives clients (mqtt://host:port, ws://…); "
+        "defaults to the broker URL without user and password.",
+    )
     db_pool_min: int = Field(default=1, ge=0, description="Minimum connections kept in the database pool.")
     db_pool_max: int = Field(default=10, ge=1, description="Maximum connections in the database pool.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -130,6 +140,15 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Port of the ingest's Prometheus metrics endpoint (0: off)."
     )
+
+    def mqtt_endpoint(self, broker_url: str) -> str:
+        """The broker address clients are told (never the credentials of ``broker_url``)."""
+        if self.mqtt_public_url:
+            return self.mqtt_public_url
+        from ingest.mqtt_address import BrokerAddress
+
+        address = BrokerAddress.parse(broker_url)
+        return f"{'mqtts' if address.tls else 'mqtt'}://{address.host}:{address.port}"
 
     def base_url(self) -> str:
         """The absolute URL prefix used in ``@iot.selfLink`` and ``@iot.nextLink``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -18,9 +19,12 @@ log = logging.getLogger(__name__)
 class EmbeddedBroker:
     """An amqtt broker on its own event-loop thread, so synchronous code can start and stop it."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, host: str = "127.0.0.1", plugins: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.plugins = dict(plugins or {})  # more amqtt plugins: dotted class path -> its config
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-mqtt", daemon=True)
         self._broker: Any = None
@@ -32,7 +36,10 @@ class EmbeddedBroker:
     def _config(self) -> dict[str, Any]:
         return {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+                **{name: dict(config) for name, config in self.plugins.items()},
+            },
         }
 
     async def _start(self) -> None:

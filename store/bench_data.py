@@ -11,6 +11,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from store import datastream_spans
+
 UOM = {"name": "microgram per cubic metre", "symbol": "µg/m³", "definition": "ug/m3"}
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 
@@ -27,7 +29,7 @@ def load(
     """Things (one per 10 Datastreams), one Sensor/ObservedProperty, and ``observations`` rows by COPY.
 
     Each Datastream gets an even share, spaced evenly over ``days``; results are uniform 0..100.
-    Returns the number of rows copied.
+    The Datastreams' maintained time spans are filled in. Returns the number of rows copied.
     """
     rng = random.Random(seed)
     things = max(1, math.ceil(datastreams / 10))
@@ -75,6 +77,8 @@ def load(
                 sql.Literal(table), sql.Identifier(table)
             )
         )
+    # The spans every writer keeps (store.datastream_spans), as if the rows had come through one.
+    datastream_spans.refresh(conn)
     conn.commit()
     return copied
 
@@ -101,4 +105,9 @@ FILTER_RESULT_TIME = sql.SQL(
     "SELECT id, datastream_id, phenomenon_time, result_number FROM observations"
     " WHERE result_number > %(x)s AND phenomenon_time >= %(t0)s AND phenomenon_time < %(t1)s"
     " ORDER BY phenomenon_time, id LIMIT 100"
+)
+HOURLY_AVERAGES = sql.SQL(
+    "SELECT date_bin('1 hour', phenomenon_time, %(t0)s) AS start, avg(result_number) FROM observations"
+    " WHERE datastream_id = %(ds)s AND phenomenon_time >= %(t0)s AND phenomenon_time < %(t1)s"
+    " GROUP BY 1 ORDER BY 1"
 )

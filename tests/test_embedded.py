@@ -100,6 +100,10 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, spawn: Spawn) -> None
         body = json.load(resp)
     assert body["status"] == "ok"
     assert body["database"]["server_version_num"] >= 140000
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/v1.1", timeout=5) as resp:
+        settings = json.load(resp)["serverSettings"]  # the API publishes on the embedded broker
+    receive = "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates"
+    assert receive in settings["conformance"] and settings[receive]["endpoints"] == [f"mqtt://127.0.0.1:{mqtt_port}"]
     log = (tmp_path / "demo.log").read_text()
     assert f"mqtt://127.0.0.1:{mqtt_port}" in log
     assert f"http://127.0.0.1:{api_port}/health" in log

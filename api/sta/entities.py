@@ -15,6 +15,8 @@ from enum import StrEnum
 
 from psycopg import sql
 
+from schemas import quality
+
 
 class PropType(StrEnum):
     """What a property holds, which decides how it is rendered, compared and filtered."""
@@ -380,7 +382,29 @@ def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Compo
         return sql.SQL("CASE WHEN {s0} IS NULL THEN NULL ELSE {s} || '/' || {e} END").format(
             s0=c, s=fmt_time(c), e=fmt_time(sql.SQL("coalesce({}, {})").format(end, c))
         )
+    if entity.name == "Observation" and prop.name == "resultQuality":
+        return _result_quality(alias)
     if prop.type is PropType.RESULT:
         n, b, t, j = (col(alias, x) for x in RESULT_COLUMNS)
         return sql.SQL("coalesce(to_json({}), to_json({}), to_json({}), {}::json)").format(n, b, t, j)
     return c
+
+
+def _result_quality(alias: str) -> sql.Composable:
+    """``resultQuality``: what the client gave, else Bydata's quality flags as ``{"qualityFlags": [names]}``.
+
+    Flags are set by the normaliser (``schemas/quality.yaml``); an Observation without any has
+    no resultQuality. Names and bits come from that file, written as literals.
+    """
+    bits = quality.flag_bits()
+    names = sorted(bits, key=bits.__getitem__)
+    return sql.SQL(
+        "coalesce({given}::json, CASE WHEN {flags} = 0 THEN NULL ELSE json_build_object('qualityFlags',"
+        " (SELECT json_agg(q.name ORDER BY q.bit) FROM unnest({names}::text[], {bits}::int[]) AS q(name, bit)"
+        " WHERE {flags} & q.bit <> 0)) END)"
+    ).format(
+        given=col(alias, "result_quality"),
+        flags=col(alias, "quality_flags"),
+        names=sql.Literal(names),
+        bits=sql.Literal([bits[n] for n in names]),
+    )

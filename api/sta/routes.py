@@ -8,7 +8,7 @@ every path; deeper navigation paths fall through to the catch-all route.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -38,6 +38,10 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
     "http://www.opengis.net/spec/iot_sensing/1.1/req/request-data",
+    # api/write: tests/api/test_create_update_delete.py, test_batch.py, test_data_array.py
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/create-update-delete",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/batch-request/batch-request",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/data-array/data-array",
 )
 
 
@@ -61,11 +65,21 @@ def _context(request: Request) -> StaContext:
     return context
 
 
-def service_root(base_url: str) -> dict[str, Any]:
+def service_root(base_url: str, extra: Callable[[str], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """``extra``: more serverSettings for ``base_url`` from the other classes (its ``conformance`` is appended)."""
+    settings: dict[str, Any] = {"conformance": list(CONFORMANCE)}
+    if extra is not None:
+        more = dict(extra(base_url))
+        settings["conformance"] += more.pop("conformance", [])
+        settings |= more
     return {
         "value": [{"name": e.set_name, "url": f"{base_url}/{e.set_name}"} for e in em.ENTITY_SETS.values()],
-        "serverSettings": {"conformance": list(CONFORMANCE)},
+        "serverSettings": settings,
     }
+
+
+def _root(request: Request) -> Response:
+    return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
 
 
 def _run(context: StaContext, planned: Planned) -> list[Any]:
@@ -114,7 +128,8 @@ def plan_request(translator: Translator, base_url: str, rest: str, items: tuple[
     options = parse_query_options(items)
     if options.result_format is not None and options.result_format.lower() != "default":
         raise NotImplementedQuery(
-            f"result format {options.result_format!r} is not served yet (only the default)", parameter="$resultFormat"
+            f"result format {options.result_format!r} is not served (only the default and dataArray)",
+            parameter="$resultFormat",
         )
     if path.property is not None:
         query = translator.property(path.steps, path.property)
@@ -133,9 +148,14 @@ def serve(request: Request, rest: str) -> Response:
     """Answer ``GET /v1.1/<rest>`` (rest: the resource path after the version)."""
     context = _context(request)
     if not rest.strip("/"):
-        return _json(service_root(context.base_url))
+        return _root(request)
     try:
-        planned = context.planner(rest, tuple(request.query_params.multi_items()))
+        items = tuple(request.query_params.multi_items())
+        if any(k == "$resultFormat" and v.lower() == "dataarray" for k, v in items):
+            from api.sta.data_array import read_data_array  # the dataArray extension's own shape
+
+            return read_data_array(request, context, rest, items)
+        planned = context.planner(rest, items)
         if planned.path.property is not None:
             return _property(context, planned)
         if planned.path.single:
@@ -217,6 +237,7 @@ _OPTION_DOCS = (
     ("$top", "Page size (capped by the server's maximum; a next link gives the rest)."),
     ("$skip", "Entities to skip."),
     ("$count", "true: include @iot.count."),
+    ("$resultFormat", "dataArray: Observations grouped by Datastream as arrays of values (the dataArray extension)."),
 )
 QUERY_PARAMETERS = [
     {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
@@ -237,7 +258,7 @@ def build_router() -> APIRouter:
 
     @router.get("", summary="Service root: entity sets and conformance")
     def root(request: Request) -> Response:
-        return _json(service_root(_context(request).base_url))
+        return _root(request)
 
     def add(path: str, summary: str, description: str = "") -> None:
         params = [

@@ -23,10 +23,11 @@ ERROR_KEYS = {"code", "type", "message", "parameter", "column"}
         ("GET", "/Things?$top=x", 400, "bad_request"),
         ("GET", "/Things(42)", 404, "not_found"),
         ("GET", "/Gadgets", 404, "not_found"),
-        ("POST", "/Things", 405, "method_not_allowed"),
-        ("DELETE", "/Things(1)", 405, "method_not_allowed"),
+        ("POST", "/Things(1)", 405, "method_not_allowed"),
+        ("DELETE", "/Things", 405, "method_not_allowed"),
+        ("PATCH", "/Things(1)/name", 405, "method_not_allowed"),
         ("GET", "/Locations?$filter=geo.length(location) gt 1", None, None),
-        ("GET", "/Observations?$resultFormat=dataArray", 501, "not_implemented"),
+        ("GET", "/Observations?$resultFormat=csv", 501, "not_implemented"),
     ],
 )
 def test_error_shape(

@@ -1,0 +1,284 @@
+"""Conformance: SensorThings 1.1 Create-Update-Delete class (OGC 18-088, clause 10), requirement by requirement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+
+BASE = "http://sta.test"
+ROOT = BASE + "/v1.1"
+UOM = {"name": "degree Celsius", "symbol": "°C", "definition": "http://unitsofmeasure.org/ucum.html#para-30"}
+MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
+POINT = {"type": "Point", "coordinates": [14.4, 67.28]}
+
+
+@pytest.fixture(params=["migrated_db", "plain_db"])
+def client(request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    url = request.getfixturevalue(request.param)
+    with TestClient(create_app(url, pool_min=1, pool_max=3, public_url=BASE), base_url=BASE) as c:
+        yield c
+
+
+def post(client: TestClient, path: str, body: Any) -> dict[str, Any]:
+    response = client.post(f"/v1.1/{path}", json=body)
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    created: dict[str, Any] = response.json()
+    assert location == created["@iot.selfLink"]
+    assert location.startswith(ROOT + "/")
+    return created
+
+
+def get(client: TestClient, path: str) -> Any:
+    response = client.get(f"/v1.1/{path}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def thing_body() -> dict[str, Any]:
+    return {
+        "name": "oven",
+        "description": "A thing with a temperature datastream",
+        "properties": {"case": "energy"},
+        "Locations": [
+            {"name": "CCIT", "description": "Calgary", "encodingType": "application/geo+json", "location": POINT}
+        ],
+        "Datastreams": [
+            {
+                "name": "oven temperature",
+                "description": "internal temperature",
+                "unitOfMeasurement": UOM,
+                "observationType": MEASUREMENT,
+                "ObservedProperty": {"name": "Temperature", "definition": "urn:t", "description": "heat"},
+                "Sensor": {
+                    "name": "DS18B20",
+                    "description": "sensor",
+                    "encodingType": "application/pdf",
+                    "metadata": "http://example.org/ds18b20.pdf",
+                },
+                "Observations": [{"phenomenonTime": "2024-01-01T10:00:00Z", "result": 70.4}],
+            }
+        ],
+    }
+
+
+def test_create_entity_gives_201_location_and_the_entity(client: TestClient) -> None:
+    """req/create-update-delete/create-entity and deep-insert-status-code."""
+    created = post(client, "Things", {"name": "thermostat", "description": "smart thermostat"})
+    assert created["name"] == "thermostat" and isinstance(created["@iot.id"], int)
+    assert get(client, f"Things({created['@iot.id']})")["description"] == "smart thermostat"
+
+
+def test_deep_insert_creates_and_relates_everything(client: TestClient) -> None:
+    """req/create-update-delete/deep-insert, with the HistoricalLocation and the generated FeatureOfInterest."""
+    thing = post(client, "Things", thing_body())
+    tid = thing["@iot.id"]
+    locations = get(client, f"Things({tid})/Locations")["value"]
+    assert [loc["name"] for loc in locations] == ["CCIT"]
+    history = get(client, f"Things({tid})/HistoricalLocations?$expand=Locations")["value"]
+    assert len(history) == 1 and history[0]["Locations"][0]["@iot.id"] == locations[0]["@iot.id"]
+    datastreams = get(client, f"Things({tid})/Datastreams?$expand=Sensor,ObservedProperty,Observations")["value"]
+    assert len(datastreams) == 1
+    ds = datastreams[0]
+    assert ds["Sensor"]["name"] == "DS18B20" and ds["ObservedProperty"]["name"] == "Temperature"
+    assert [o["result"] for o in ds["Observations"]] == [70.4]
+    feature = get(client, f"Observations({ds['Observations'][0]['@iot.id']})/FeatureOfInterest")
+    assert feature["feature"] == POINT and feature["name"] == "CCIT"
+
+
+def test_feature_from_location_is_reused(client: TestClient) -> None:
+    """18-088 10.2 special case #1: the FeatureOfInterest made from the Thing's Location is created once."""
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    first = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T11:00:00Z", "result": 1})
+    second = post(client, "Observations", {"Datastream": {"@iot.id": ds}, "result": 2})
+    f1 = get(client, f"Observations({first['@iot.id']})/FeatureOfInterest")["@iot.id"]
+    f2 = get(client, f"Observations({second['@iot.id']})/FeatureOfInterest")["@iot.id"]
+    assert f1 == f2
+    assert second["phenomenonTime"]  # the server's time when none is given
+
+
+def test_links_by_id_even_with_the_whole_entity(client: TestClient) -> None:
+    """req/create-update-delete/link-to-existing-entities; an object with @iot.id is a link."""
+    thing = post(client, "Things", {"name": "t", "description": "d"})
+    sensor = post(client, "Sensors", {"name": "s", "description": "d", "encodingType": "text/html", "metadata": "m"})
+    prop = post(client, "ObservedProperties", {"name": "p", "definition": "urn:p", "description": "d"})
+    ds = post(
+        client,
+        "Datastreams",
+        {
+            "name": "ds",
+            "description": "d",
+            "unitOfMeasurement": UOM,
+            "observationType": MEASUREMENT,
+            "Thing": {"@iot.id": thing["@iot.id"]},
+            "Sensor": {**sensor, "name": "ignored: a link carries no changes"},
+            "ObservedProperty": {"@iot.id": prop["@iot.id"]},
+        },
+    )
+    assert get(client, f"Datastreams({ds['@iot.id']})/Sensor")["name"] == "s"
+    feature = post(
+        client,
+        "FeaturesOfInterest",
+        {"name": "f", "description": "d", "encodingType": "application/geo+json", "feature": POINT},
+    )
+    obs = post(
+        client,
+        f"Things({thing['@iot.id']})/Datastreams({ds['@iot.id']})/Observations",
+        {"result": "on", "FeatureOfInterest": {"@iot.id": feature["@iot.id"]}, "resultTime": "2024-01-01T00:00:00Z"},
+    )
+    assert obs["result"] == "on"
+    assert get(client, f"Datastreams({ds['@iot.id']})")["resultTime"] == "2024-01-01T00:00:00Z/2024-01-01T00:00:00Z"
+
+
+def test_navigation_post_links_to_the_parent(client: TestClient) -> None:
+    thing = post(client, "Things", thing_body())
+    tid = thing["@iot.id"]
+    ds = get(client, f"Things({tid})/Datastreams")["value"][0]
+    body = {k: ds[k] for k in ("name", "description", "unitOfMeasurement", "observationType")}
+    sensor_id = get(client, f"Datastreams({ds['@iot.id']})/Sensor")["@iot.id"]
+    prop_id = get(client, f"Datastreams({ds['@iot.id']})/ObservedProperty")["@iot.id"]
+    created = post(
+        client,
+        f"Things({tid})/Datastreams",
+        {**body, "name": "second", "Sensor": {"@iot.id": sensor_id}, "ObservedProperty": {"@iot.id": prop_id}},
+    )
+    assert get(client, f"Datastreams({created['@iot.id']})/Thing")["@iot.id"] == tid
+    # A new Location through the Thing moves it: one current Location, two HistoricalLocations.
+    moved = {"type": "Point", "coordinates": [5, 59]}
+    location = {"name": "new", "description": "moved", "encodingType": "application/geo+json", "location": moved}
+    post(client, f"Things({tid})/Locations", location)
+    assert [loc["name"] for loc in get(client, f"Things({tid})/Locations")["value"]] == ["new"]
+    assert get(client, f"Things({tid})/HistoricalLocations?$count=true")["@iot.count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "parameter"),
+    [
+        ("Things", {"description": "no name"}, "name"),
+        ("Things", {"name": "x", "description": "d", "colour": "red"}, "colour"),
+        ("Sensors", {"name": "s", "description": "d", "encodingType": "x"}, "metadata"),
+        ("Datastreams", {"name": "d", "description": "d", "unitOfMeasurement": UOM, "observationType": "x"}, "Thing"),
+        ("Observations", {"result": 1}, "Datastream"),
+        ("Observations", {"result": 1, "Datastream": {"@iot.id": 1}, "phenomenonTime": "2024-01-01T00:00"},
+         "phenomenonTime"),
+        ("Things", {"name": "x", "description": "d", "Locations": {"name": "not a list"}}, "Locations"),
+        ("Things", {"name": "x", "description": "d", "Datastreams": [{"@iot.id": "abc"}]}, "Datastreams[0].@iot.id"),
+    ],
+)  # fmt: skip
+def test_invalid_bodies_are_400_and_say_where(
+    client: TestClient, path: str, body: dict[str, Any], parameter: str
+) -> None:
+    response = client.post(f"/v1.1/{path}", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["parameter"] == parameter
+
+
+def test_deep_insert_is_all_or_nothing(client: TestClient) -> None:
+    body = thing_body()
+    body["Datastreams"][0]["Sensor"] = {"@iot.id": 999999}
+    response = client.post("/v1.1/Things", json=body)
+    assert response.status_code == 400 and "999999" in response.json()["message"]
+    assert get(client, "Things?$count=true")["@iot.count"] == 0
+    assert get(client, "Locations?$count=true")["@iot.count"] == 0
+
+
+def test_duplicate_observation_is_a_clear_conflict(client: TestClient) -> None:
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    response = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2024-01-01T10:00:00Z",
+                                                                          "result": 1})  # fmt: skip
+    assert response.status_code == 409 and "PATCH" in response.json()["message"]
+
+
+def test_patch_put_and_json_patch(client: TestClient) -> None:
+    """req/create-update-delete/update-entity: PATCH merges, PUT replaces, JSON Patch (RFC 6902) applies."""
+    thing = post(client, "Things", {"name": "t", "description": "d", "properties": {"a": 1}})
+    tid = thing["@iot.id"]
+    response = client.patch(f"/v1.1/Things({tid})", json={"description": "oven"})
+    assert response.status_code == 200 and response.json()["description"] == "oven"
+    assert get(client, f"Things({tid})")["properties"] == {"a": 1}
+    # PUT: frost-sta-client sends @iot.id and links back; omitted optional properties become null.
+    response = client.put(f"/v1.1/Things({tid})", json={"@iot.id": tid, "name": "n", "description": "d2",
+                                                        "Datastreams@iot.navigationLink": "x"})  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert get(client, f"Things({tid})")["properties"] is None
+    assert client.put(f"/v1.1/Things({tid})", json={"name": "n"}).status_code == 400
+    patch = [{"op": "replace", "path": "/name", "value": "patched"}, {"op": "add", "path": "/properties", "value":
+                                                                      {"b": 2}}]  # fmt: skip
+    response = client.patch(
+        f"/v1.1/Things({tid})", content=__import__("orjson").dumps(patch),
+        headers={"content-type": "application/json-patch+json"},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert get(client, f"Things({tid})")["name"] == "patched"
+    assert get(client, f"Things({tid})")["properties"] == {"b": 2}
+    assert client.patch("/v1.1/Things(999999)", json={"name": "x"}).status_code == 404
+
+
+def test_patch_thing_locations_records_history(client: TestClient) -> None:
+    thing = post(client, "Things", thing_body())
+    tid = thing["@iot.id"]
+    other = post(client, "Locations", {"name": "other", "description": "d", "encodingType": "application/geo+json",
+                                       "location": POINT})  # fmt: skip
+    assert client.patch(f"/v1.1/Things({tid})", json={"Locations": [{"@iot.id": other["@iot.id"]}]}).status_code == 200
+    assert [loc["name"] for loc in get(client, f"Things({tid})/Locations")["value"]] == ["other"]
+    assert get(client, f"Things({tid})/HistoricalLocations?$count=true")["@iot.count"] == 2
+    inline = client.patch(f"/v1.1/Things({tid})", json={"Locations": [{"name": "inline"}]})
+    assert inline.status_code == 400
+
+
+def test_observation_update_moves_its_datastream_span(client: TestClient) -> None:
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    obs = get(client, f"Datastreams({ds})/Observations")["value"][0]["@iot.id"]
+    response = client.patch(f"/v1.1/Observations({obs})", json={"result": 5, "resultTime": "2024-02-01T00:00:00Z"})
+    assert response.status_code == 200 and response.json()["result"] == 5
+    assert get(client, f"Datastreams({ds})")["resultTime"] == "2024-02-01T00:00:00Z/2024-02-01T00:00:00Z"
+
+
+def test_delete_cascades(client: TestClient) -> None:
+    """req/create-update-delete/delete-entity with the integrity constraints of table 25."""
+    thing = post(client, "Things", thing_body())
+    tid = thing["@iot.id"]
+    ds = get(client, f"Things({tid})/Datastreams")["value"][0]["@iot.id"]
+    obs = get(client, f"Datastreams({ds})/Observations")["value"][0]["@iot.id"]
+    location = get(client, f"Things({tid})/Locations")["value"][0]["@iot.id"]
+    # Deleting a Location deletes its HistoricalLocations.
+    assert client.delete(f"/v1.1/Locations({location})").status_code == 200
+    assert get(client, f"Things({tid})/HistoricalLocations?$count=true")["@iot.count"] == 0
+    # Deleting the Thing deletes its Datastreams and their Observations.
+    assert client.delete(f"/v1.1/Things({tid})").status_code == 200
+    assert client.get(f"/v1.1/Datastreams({ds})").status_code == 404
+    assert client.get(f"/v1.1/Observations({obs})").status_code == 404
+    assert client.delete(f"/v1.1/Things({tid})").status_code == 404
+
+
+def test_delete_sensor_and_feature_cascade(client: TestClient) -> None:
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    obs = get(client, f"Datastreams({ds})/Observations?$expand=FeatureOfInterest")["value"][0]
+    assert client.delete(f"/v1.1/FeaturesOfInterest({obs['FeatureOfInterest']['@iot.id']})").status_code == 200
+    assert client.get(f"/v1.1/Observations({obs['@iot.id']})").status_code == 404
+    sensor = get(client, f"Datastreams({ds})/Sensor")["@iot.id"]
+    assert client.delete(f"/v1.1/Sensors({sensor})").status_code == 200
+    assert client.get(f"/v1.1/Datastreams({ds})").status_code == 404
+    assert get(client, f"Things({thing['@iot.id']})")["name"] == "oven"
+
+
+def test_service_root_names_the_write_classes(client: TestClient) -> None:
+    root = get(client, "")
+    conformance = root["serverSettings"]["conformance"]
+    for uri in ("create-update-delete", "batch-request/batch-request", "data-array/data-array"):
+        assert f"http://www.opengis.net/spec/iot_sensing/1.1/req/{uri}" in conformance
+    aggregation = "https://bydata.no/spec/sensorthings-aggregates/1.0"
+    assert aggregation in conformance and root["serverSettings"][aggregation]["endpoint"].startswith(BASE)
+    assert {v["name"] for v in root["value"]} == {
+        "Things", "Locations", "HistoricalLocations", "Datastreams", "Sensors", "ObservedProperties",
+        "Observations", "FeaturesOfInterest",
+    }  # fmt: skip

@@ -1,0 +1,251 @@
+"""Conformance: the MQTT extension (OGC 18-088, 14.2), class by class, with plain paho clients.
+
+Receiving updates (req/receive-updates-via-mqtt/receive-updates) on the real Mosquitto: entity
+sets, entities, properties and navigation collections get what HTTP writes created or changed,
+after commit. ``$select`` topics and navigations to one entity on the embedded broker, whose
+subscriptions Bydata sees. Creating Observations (req/create-observations-via-mqtt/
+observations-creation) through the ingest runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.mqtt.notifier import MQTT_CREATE, MQTT_RECEIVE, MqttOptions
+from api.mqtt.subscriptions import PLUGIN, registry_for
+from ingest.broker import EmbeddedBroker
+from schemas.provisioning import Provisioning
+from store.provisioning import import_provisioning
+from tests.api.mqtt_client import Listener
+from tests.api.test_create_update_delete import BASE, get, post, thing_body
+from tests.conftest import free_port, wait_until
+
+ENDPOINT = "mqtt://broker.example:1883"
+
+
+def start(url: str, options: MqttOptions) -> Iterator[TestClient]:
+    with TestClient(create_app(url, pool_min=1, pool_max=4, public_url=BASE, mqtt=options), base_url=BASE) as client:
+        assert client.app.state.notifier.publisher.connected.wait(10), "the API did not connect to the broker"
+        yield client
+
+
+@pytest.fixture
+def mosquitto(migrated_db: str, mqtt_url: str, topic_prefix: str) -> Iterator[tuple[TestClient, str, str]]:
+    prefix = topic_prefix + "/"
+    options = MqttOptions(url=mqtt_url, endpoint=ENDPOINT, topic_prefix=prefix)
+    for client in start(migrated_db, options):
+        yield client, mqtt_url, prefix
+
+
+def datastream_of(client: TestClient) -> tuple[int, int]:
+    """A new Thing with a Datastream; its notifications are all out before this returns."""
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    assert client.app.state.notifier.flush(10)
+    return int(thing["@iot.id"]), int(ds)
+
+
+def test_service_root_lists_the_mqtt_classes_and_endpoints(mosquitto: tuple[TestClient, str, str]) -> None:
+    client, _, prefix = mosquitto
+    settings = get(client, "")["serverSettings"]
+    assert {MQTT_CREATE, MQTT_RECEIVE} <= set(settings["conformance"])
+    for uri in (MQTT_CREATE, MQTT_RECEIVE):
+        assert settings[uri] == {"endpoints": [ENDPOINT], "topicPrefix": prefix}
+
+
+def test_a_datastreams_observations_topic_gets_an_observation_created_over_http(
+    mosquitto: tuple[TestClient, str, str],
+) -> None:
+    """The plain MQTT client case: subscribe to a Datastream's Observations, create one over HTTP."""
+    client, url, prefix = mosquitto
+    _, ds = datastream_of(client)
+    with Listener(url) as listener:
+        listener.subscribe(f"{prefix}v1.1/Datastreams({ds})/Observations")
+        bad = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"result": 1, "colour": "red"})
+        assert bad.status_code == 400  # a failed write tells nothing: the next message is the good one
+        created = post(
+            client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-03-01T00:00:00Z", "result": 7}
+        )
+        topic, body = listener.next()
+    assert topic == f"{prefix}v1.1/Datastreams({ds})/Observations"
+    assert body == created == get(client, f"Observations({created['@iot.id']})")
+
+
+def test_entity_sets_get_each_entity_of_a_deep_insert(mosquitto: tuple[TestClient, str, str]) -> None:
+    client, url, prefix = mosquitto
+    sets = ("Things", "Locations", "Datastreams", "Sensors", "ObservedProperties", "Observations")
+    with Listener(url) as listener:
+        listener.subscribe(*(f"{prefix}v1.1/{name}" for name in sets))
+        thing = post(client, "Things", thing_body())
+        got = listener.collect(len(sets))
+    # deep insert: each entity on its set's topic, as a GET shows it
+    assert got[f"{prefix}v1.1/Things"] == get(client, f"Things({thing['@iot.id']})")
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]
+    assert got[f"{prefix}v1.1/Datastreams"]["@iot.id"] == ds["@iot.id"]
+    assert got[f"{prefix}v1.1/Observations"]["result"] == 70.4
+
+
+def test_entity_and_property_topics_get_changes(mosquitto: tuple[TestClient, str, str]) -> None:
+    client, url, prefix = mosquitto
+    thing, _ = datastream_of(client)
+    with Listener(url) as listener:
+        listener.subscribe(
+            f"{prefix}v1.1/Things({thing})", f"{prefix}v1.1/Things({thing})/name", f"{prefix}v1.1/Things"
+        )
+        response = client.patch(f"/v1.1/Things({thing})", json={"name": "renamed"})
+        assert response.status_code == 200
+        got = listener.collect(3)
+    assert got[f"{prefix}v1.1/Things({thing})"] == response.json()
+    assert got[f"{prefix}v1.1/Things"] == response.json()
+    assert got[f"{prefix}v1.1/Things({thing})/name"] == {"name": "renamed"}
+
+
+def test_navigation_collections_get_members_created_and_changed(mosquitto: tuple[TestClient, str, str]) -> None:
+    client, url, prefix = mosquitto
+    thing, ds = datastream_of(client)
+    datastream = get(client, f"Datastreams({ds})?$expand=Sensor,ObservedProperty")
+    body = {
+        "name": "second", "description": "d", "observationType": datastream["observationType"],
+        "unitOfMeasurement": datastream["unitOfMeasurement"], "Thing": {"@iot.id": thing},
+        "Sensor": {"@iot.id": datastream["Sensor"]["@iot.id"]},
+        "ObservedProperty": {"@iot.id": datastream["ObservedProperty"]["@iot.id"]},
+    }  # fmt: skip
+    with Listener(url) as listener:
+        listener.subscribe(f"{prefix}v1.1/Things({thing})/Datastreams")
+        created = post(client, "Datastreams", body)
+        topic, message = listener.next()
+        assert topic == f"{prefix}v1.1/Things({thing})/Datastreams" and message == created
+        changed = client.put(f"/v1.1/Datastreams({created['@iot.id']})", json={**body, "name": "third"})
+        assert changed.status_code == 200
+        _, message = listener.next()
+    assert message == changed.json() and message["name"] == "third"
+
+
+def test_a_change_set_is_told_after_it_commits_and_a_failed_one_never(
+    mosquitto: tuple[TestClient, str, str],
+) -> None:
+    client, url, prefix = mosquitto
+    _, ds = datastream_of(client)
+
+    def observation(time: str) -> dict[str, Any]:
+        return {
+            "method": "post",
+            "url": f"Datastreams({ds})/Observations",
+            "body": {"phenomenonTime": time, "result": 1},
+        }
+
+    failed = [
+        {"id": "a", "atomicityGroup": "g", **observation("2024-05-01T00:00:00Z")},
+        {"id": "b", "atomicityGroup": "g", **observation("2024-05-01T00:00:00Z")},  # same time: 409, set undone
+    ]
+    good = [{"id": "c", "atomicityGroup": "h", **observation("2024-05-02T00:00:00Z")}]
+    with Listener(url) as listener:
+        listener.subscribe(f"{prefix}v1.1/Datastreams({ds})/Observations")
+        assert client.post("/v1.1/$batch", json={"requests": failed}).json()["responses"][1]["status"] == 409
+        assert client.post("/v1.1/$batch", json={"requests": good}).json()["responses"][0]["status"] == 201
+        _, message = listener.next()
+    assert message["phenomenonTime"] == "2024-05-02T00:00:00Z"
+
+
+# ---- the embedded broker: Bydata sees subscriptions --------------------------------------------
+
+
+@pytest.fixture
+def embedded(migrated_db: str) -> Iterator[tuple[TestClient, str]]:
+    port = free_port()
+    with EmbeddedBroker(port, plugins={PLUGIN: {"port": port}}) as broker:
+        options = MqttOptions(url=broker.url, endpoint=broker.url, subscriptions=registry_for(port))
+        for client in start(migrated_db, options):
+            yield client, broker.url
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("?", maxsplit=1)[0])
+
+
+def _subscribed(url: str, listener: Listener, *topics: str) -> None:
+    """Subscribe and wait until the broker's plugin has told the registry (SUBACK comes first)."""
+    listener.subscribe(*topics)
+    assert wait_until(lambda: set(topics) <= set(registry_for(port_of(url)).topics()), timeout=10)
+
+
+def test_select_topics_get_the_selected_properties(embedded: tuple[TestClient, str]) -> None:
+    client, url = embedded
+    with Listener(url) as listener:
+        _subscribed(url, listener, "v1.1/Things?$select=name,description")
+        thing = post(client, "Things", {"name": "lamp", "description": "street lamp"})
+        _, message = listener.next()
+        assert message == {"name": "lamp", "description": "street lamp"}
+        client.patch(f"/v1.1/Things({thing['@iot.id']})", json={"properties": {"x": 1}})  # not selected: nothing
+        client.patch(f"/v1.1/Things({thing['@iot.id']})", json={"name": "bright lamp"})
+        _, message = listener.next()
+    assert message == {"name": "bright lamp", "description": "street lamp"}
+
+
+def test_a_navigation_to_one_entity_gets_its_changes(embedded: tuple[TestClient, str]) -> None:
+    client, url = embedded
+    thing, ds = datastream_of(client)
+    _, other = datastream_of(client)
+    with Listener(url) as listener:
+        _subscribed(url, listener, f"v1.1/Datastreams({ds})/Thing", f"v1.1/Datastreams({other})/Thing")
+        response = client.patch(f"/v1.1/Things({thing})", json={"description": "moved"})
+        topic, message = listener.next()
+    assert topic == f"v1.1/Datastreams({ds})/Thing"  # not the other Datastream's Thing
+    assert message == response.json()
+
+
+def test_the_registry_forgets_clients_that_leave(embedded: tuple[TestClient, str]) -> None:
+    _, url = embedded
+    port = port_of(url)
+    with Listener(url) as listener:
+        _subscribed(url, listener, "v1.1/Sensors?$select=name")
+    assert wait_until(lambda: "v1.1/Sensors?$select=name" not in registry_for(port).topics(), timeout=10)
+
+
+# ---- creating Observations over MQTT: the ingest runtime ----------------------------------------
+
+AIRROHR = {
+    "version": 1,
+    "municipality": "Testby",
+    "sites": [],
+    "devices": [
+        {"id": "13597771", "model": "airrohr-sds011-bme280", "name": "Bodø", "location": {"lat": 67.28, "lon": 14.4}}
+    ],
+}
+
+
+def test_an_observation_published_to_a_datastream_is_created_through_ingest(
+    mosquitto: tuple[TestClient, str, str], migrated_db: str
+) -> None:
+    from tests.ingest_runtime.conftest import running_ingest
+
+    client, url, prefix = mosquitto
+    with psycopg.connect(migrated_db) as conn:
+        import_provisioning(conn, Provisioning.model_validate(AIRROHR))
+        row = conn.execute("SELECT id FROM datastreams WHERE property_key = 'pm10'").fetchone()
+    assert row is not None
+    ds = int(row[0])
+    topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
+    with running_ingest(migrated_db, url, topic_prefix=prefix), Listener(url) as listener:
+        listener.subscribe(topic)
+        listener.publish(topic, {"phenomenonTime": "2024-06-01T12:00:00Z", "result": 14.5})
+        assert listener.next()[1] == {"phenomenonTime": "2024-06-01T12:00:00Z", "result": 14.5}  # the create itself
+        _, notification = listener.next(30)  # ingest's own notification of the stored row
+        # the entity set topic takes a body that links its Datastream
+        listener.publish(
+            f"{prefix}v1.1/Observations",
+            {"Datastream": {"@iot.id": ds}, "phenomenonTime": "2024-06-01T13:00:00Z", "result": "15.5"},
+        )
+        assert wait_until(lambda: get(client, f"Datastreams({ds})/Observations?$top=0&$count=true")["@iot.count"] == 2)
+    assert notification["result"] == 14.5 and isinstance(notification["@iot.id"], int)
+    stored = get(client, f"Observations({notification['@iot.id']})")
+    assert stored["phenomenonTime"] == "2024-06-01T12:00:00Z"
+    assert stored["resultQuality"] == {"qualityFlags": ["stale_time", "low_cost_sensor"]}  # normalised by ingest
+    later = get(client, f"Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$top=1")["value"][0]
+    assert later["result"] == 15.5  # a number sent as text, typed by the normaliser
