@@ -34,8 +34,18 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:./_-]*$")
 _VALUE_KEYS = ("v", "vs", "vb", "vd")
 
 
+# Values (not times) sent as numeric strings are read as numbers: gateways that template their
+# JSON do this, and a string that reads as a number loses nothing. Other text stays an error.
+_LENIENT_KEYS = frozenset({"v", "s"})
+
+
 def _number(rec: dict[str, Any], key: str, i: int) -> float:
     value = rec[key]
+    if isinstance(value, str) and key in _LENIENT_KEYS:
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise DecodeError(f"SenML record {i}: {key} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(f"SenML record {i}: {key} must be a number, got {value!r}")
     number = float(value)

@@ -105,7 +105,8 @@ def test_base_only_record_is_skipped(sources: SourceSet) -> None:
         ([], "empty"),
         ([1], "is not an object"),
         ([{"n": "a", "v": 1, "foo_": 3}], "must-understand field 'foo_'"),
-        ([{"n": "a", "v": "1.5"}], "v must be a number"),
+        ([{"n": "a", "v": "one and a half"}], "v must be a number"),
+        ([{"n": "a", "s": "NaN"}], "s is not finite"),
         ([{"n": "a", "v": True}], "v must be a number"),
         ([{"n": "a", "vb": "true"}], "vb must be true or false"),
         ([{"n": "a", "v": 1, "vs": "x"}], "more than one value field"),
@@ -136,3 +137,13 @@ def test_no_device_anywhere() -> None:
     source = Source("s", "senml", ("gateway/senml",))
     with pytest.raises(DecodeError, match="no base name"):
         senml.decode(RawMessage("gateway/senml", b'[{"n":"a","v":1}]', RECEIVED), source)
+
+
+def test_numeric_strings_in_values_are_read_as_numbers(sources: SourceSet) -> None:
+    device, readings = _decode(
+        sources["senml"],
+        [{"bn": "urn:dev:mac:0024befffe804ff1:", "bt": 1.741075200e09, "n": "heat_energy", "u": "kWh", "s": " 48213.7"},
+         {"n": "supply_temp", "u": "Cel", "v": "61.5"}],
+    )  # fmt: skip
+    assert device == "urn:dev:mac:0024befffe804ff1"
+    assert [(r.field, r.value) for r in readings] == [("heat_energy", 48213.7), ("supply_temp", 61.5)]

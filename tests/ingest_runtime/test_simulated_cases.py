@@ -17,13 +17,12 @@ import subprocess
 import sys
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import psycopg
-import pytest
 
 from ingest.sources import load_sources
 from ingest.types import NoSource
@@ -43,31 +42,6 @@ STATELESS_FLAGS = ("low_cost_sensor", "time_assumed", "zone_assumed", "out_of_ra
 # Its payload times are months old, so time-window flags (stale_time, future_time) are not
 # compared; they depend on the receive time.
 START = "2026-03-02T08:00:00Z"
-
-
-def _nilu_topics_unsubscribed() -> bool:
-    """The simulators publish NILU records on ``nilu/bodo/<station>``; is that topic received?"""
-    try:
-        load_sources().match("nilu/bodo/stormyra")
-    except NoSource:
-        return True
-    return False
-
-
-def _senml_string_numbers_refused() -> bool:
-    """The simulators send SenML ``"v"`` as a JSON string (fault string_number) and expect it stored."""
-    from ingest.envelopes import senml
-    from ingest.types import DecodeError, RawMessage
-    from simulators.formats import SENML_FAULTS
-
-    if "string_number" not in SENML_FAULTS:
-        return False
-    pack = b'[{"bn":"urn:dev:mac:0024befffe804e01:","bt":1772438400,"n":"temperature","u":"Cel","v":"4.4"}]'
-    try:
-        senml.decode(RawMessage("senml/x", pack, datetime.now(UTC)), load_sources()["senml"])
-    except DecodeError:
-        return True
-    return False
 
 
 def _simulate(*args: str, cwd: Path = ROOT) -> None:
@@ -92,14 +66,6 @@ def _same(stored: Any, expected: Any) -> bool:
     return math.isclose(float(stored), float(expected), rel_tol=1e-9, abs_tol=1e-9)
 
 
-@pytest.mark.xfail(
-    _nilu_topics_unsubscribed() or _senml_string_numbers_refused(),
-    reason="decoders and simulators disagree: (1) schemas/sources.yaml subscribes to nilu/{device_id} but the "
-    "simulators publish NILU records on nilu/bodo/<station>; (2) the simulators' string_number fault puts SenML "
-    "'v' as a JSON string and expects it stored, the SenML envelope quarantines it as malformed (RFC 8428: v is "
-    "a number). With both reconciled the test passes (checked by hand); strict, so it fails once they are.",
-    strict=True,
-)
 def test_fault_injected_run_of_every_case_matches_the_manifest(
     migrated_db: str, mqtt_url: str, topic_prefix: str, spawn: Spawn, tmp_path: Path
 ) -> None:
