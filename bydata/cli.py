@@ -124,9 +124,15 @@ def config_table() -> None:
 @app.command("api")
 def api(data_dir: DataDirOption = None) -> None:
     """Serve the HTTP API (health; the SensorThings API)."""
+    from store.db import connect
+    from store.migrations import upgrade
+
     settings = _settings(data_dir)
     mqtt_url = settings.mqtt_url.get_secret_value() if settings.mqtt_url is not None else None
     with database_url(settings) as url:
+        if settings.database_url is None:  # a fresh embedded data directory has no schema yet
+            with connect(url) as conn:
+                upgrade(conn)
         _serve_api(settings, url, stop=threading.Event(), mqtt_url=mqtt_url)
 
 

@@ -459,6 +459,7 @@ def start_demo_pipeline(
                 run(options, directory, publisher.publish, stop=stop)
         except Exception:
             log.exception("the demo's simulators stopped")
+            stop.set()  # a demo without its devices would only look alive
 
     threads = [
         threading.Thread(target=ingest, name="demo-ingest", daemon=True),

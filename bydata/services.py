@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from bydata.settings import Settings
-from ingest.broker import EmbeddedBroker
+from ingest.broker import HOST, EmbeddedBroker, embedded_url
 from store.embedded import embedded_postgres
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -22,9 +26,18 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 @contextmanager
 def broker_url(settings: Settings) -> Iterator[str]:
-    """Yield an MQTT URL; start the embedded broker for the block when none is configured."""
+    """Yield an MQTT URL; start the embedded broker for the block when none is configured.
+
+    An embedded broker already listening on the port (a running ``bydata demo``) is joined,
+    as the embedded PostgreSQL is: ``bydata simulate`` beside the demo publishes to the
+    demo's ingest instead of failing on a taken port.
+    """
     if settings.mqtt_url is not None:
         yield settings.mqtt_url.get_secret_value()
+        return
+    if _listening(HOST, settings.embedded_mqtt_port):
+        log.info("joining the embedded MQTT broker already running on %s:%s", HOST, settings.embedded_mqtt_port)
+        yield embedded_url(settings.embedded_mqtt_port)
         return
     from api.mqtt.subscriptions import PLUGIN as SUBSCRIPTION_PLUGIN
 
@@ -32,3 +45,11 @@ def broker_url(settings: Settings) -> Iterator[str]:
     plugins = {SUBSCRIPTION_PLUGIN: {"port": settings.embedded_mqtt_port}}
     with EmbeddedBroker(settings.embedded_mqtt_port, plugins=plugins) as broker:
         yield broker.url
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

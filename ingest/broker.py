@@ -15,13 +15,18 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+HOST = "127.0.0.1"
+
+
+def embedded_url(port: int, host: str = HOST) -> str:
+    """How clients reach the embedded broker: MQTT 3.1.1, which is all amqtt speaks."""
+    return f"mqtt://{host}:{port}?protocol=3.1.1"
+
 
 class EmbeddedBroker:
     """An amqtt broker on its own event-loop thread, so synchronous code can start and stop it."""
 
-    def __init__(
-        self, port: int, host: str = "127.0.0.1", plugins: Mapping[str, Mapping[str, Any]] | None = None
-    ) -> None:
+    def __init__(self, port: int, host: str = HOST, plugins: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.host = host
         self.port = port
         self.plugins = dict(plugins or {})  # more amqtt plugins: dotted class path -> its config
@@ -31,7 +36,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}?protocol=3.1.1"
+        return embedded_url(self.port, self.host)
 
     def _config(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from schemas import units
 from simulators import truth as tr
 from simulators.encoders import airrohr, amsreader, bosch, elsys, lorawan, nilu, nwave, senml
 from simulators.faults import QUARANTINE_REASON, Dice
@@ -295,7 +296,7 @@ class NiluSpec:
                 elif tweak[1] == "implausible":
                     wire = -round(abs(value) * 0.3 + 1.2, 3)
                 elif tweak[1] == "unit_variant":
-                    wire, unit = round(value / 1000, 6), "mg/m³"
+                    wire, unit = round(units.convert(value, unit, "mg/m³"), 6), "mg/m³"
             records.append(
                 nilu.record(
                     station=station or self.station,
@@ -474,8 +475,10 @@ class SenmlSpec:
             name, value = self.implausible
             return [replace(r, value=value) if r.name == name else r for r in records]
         name, unit = self.variants[dice.integers(0, len(self.variants))]
-        scale = {"Wh": (1000.0, 0.0, 1), "degF": (1.8, 32.0, 2), "/": (0.01, 0.0, 4)}[unit]
+        # Factors from the shared unit conversion (pint), as ingest converts back; 4 decimals as a gateway writes.
         return [
-            replace(r, unit=unit, value=round(float(r.value) * scale[0] + scale[1], scale[2])) if r.name == name else r
+            replace(r, unit=unit, value=round(units.convert(float(r.value), r.unit or "1", unit), 4))
+            if r.name == name
+            else r
             for r in records
         ]

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, spawn: Spawn) -> None
     }
     for name in ("BYDATA_DATABASE_URL", "BYDATA_MQTT_URL"):
         os.environ.pop(name, None)  # this process only; the demo must not see them
-    proc = spawn("-m", "bydata.cli", "demo", "--duration", "60", env=env, log_name="demo.log")
+    proc = spawn("-m", "bydata.cli", "demo", "--duration", "150", env=env, log_name="demo.log")
 
     def healthy() -> bool:
         try:
@@ -104,9 +105,35 @@ def test_demo_runs_on_the_embedded_default(tmp_path: Path, spawn: Spawn) -> None
         settings = json.load(resp)["serverSettings"]  # the API publishes on the embedded broker
     receive = "http://www.opengis.net/spec/iot_sensing/1.1/req/receive-updates-via-mqtt/receive-updates"
     assert receive in settings["conformance"] and settings[receive]["endpoints"] == [f"mqtt://127.0.0.1:{mqtt_port}"]
+
+    def observed(case: str) -> bool:
+        """The case's simulators published, ingest stored, the API serves: the whole pipeline ran."""
+        query = urllib.parse.urlencode({"$filter": f"Datastream/Thing/properties/case eq '{case}'", "$top": "1"})
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/v1.1/Observations?{query}", timeout=5) as resp:
+            return bool(json.load(resp)["value"])
+
+    for case in ("air", "parking", "energy"):
+        assert wait_until(lambda case=case: observed(case), timeout=60, interval=1.0), (  # type: ignore[misc]
+            case,
+            (tmp_path / "demo.log").read_text(),
+        )
     log = (tmp_path / "demo.log").read_text()
     assert f"mqtt://127.0.0.1:{mqtt_port}" in log
     assert f"http://127.0.0.1:{api_port}/health" in log
     proc.terminate()
     proc.wait(timeout=30)
     assert wait_until(lambda: not _postgres_pids(tmp_path / "data"), timeout=15), "embedded PostgreSQL left running"
+
+
+def test_a_second_command_joins_the_running_embedded_broker(embedded_broker_url: str) -> None:
+    """`bydata simulate` beside a running demo publishes to the demo's broker, not a private one."""
+    from bydata.services import broker_url
+    from bydata.settings import Settings
+
+    port = BrokerAddress.parse(embedded_broker_url).port
+    settings = Settings(mqtt_url=None, embedded_mqtt_port=port)
+    with broker_url(settings) as url:  # a second EmbeddedBroker would fail: the port is taken
+        assert url == embedded_broker_url
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-join", protocol=mqtt.MQTTv311)
+    sub.connect("127.0.0.1", port)  # and leaving the block left the running broker up
+    sub.disconnect()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from schemas.air_quality import air_quality_classes
 from schemas.provisioning import Device, Point, Site
 from simulators.cases.base import OSLO, CaseOptions, climate_temperature, day_type, load_data, rng
 from simulators.encoders import airrohr, senml
@@ -33,7 +34,6 @@ from simulators.model import Draft
 from simulators.truth import property_of
 
 EPISODE = timedelta(hours=12)
-_NILU_INDEX = {"PM10": (60, 120, 400), "PM2.5": (30, 50, 150), "NO2": (100, 200, 400)}
 
 
 def traffic(local: datetime) -> float:
@@ -257,7 +257,8 @@ class Air:
     def _nilu(self, at: datetime, i: int, start: datetime, values: dict[str, float]) -> Draft:
         s = self.data["reference"][i]
         published = {c: round(values[c], 3) for c in self.data["components"]}
-        index = {c: 1 + sum(published[c] >= lim for lim in _NILU_INDEX[c]) for c in published}
+        classes = air_quality_classes()
+        index = {c: classes.index(property_of("nilu-reference-station", c), v) for c, v in published.items()}
         spec = NiluSpec(s["station"], s["slug"], start, published, index, s["lat"], s["lon"], self.options.prefix)
         return Draft(at, self.name, s["station"], "nilu-reference-station", "hourly", spec)
 

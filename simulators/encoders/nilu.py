@@ -12,10 +12,8 @@ from typing import Any
 
 import orjson
 
+from schemas.air_quality import air_quality_classes
 from simulators.timefmt import nilu_time
-
-# NILU's index and colour for the Norwegian air-quality classes (lite/moderat/høy/svært høy).
-_COLOURS = ("6ee86e", "ff9900", "ff0000", "990099")
 
 
 def record(
@@ -47,7 +45,7 @@ def record(
         "value": value,
         "unit": unit,
         "index": index,
-        "color": _COLOURS[max(1, min(4, index)) - 1],
+        "color": air_quality_classes().classes[max(1, min(4, index)) - 1].colour,
         "latitude": latitude,
         "longitude": longitude,
     }
