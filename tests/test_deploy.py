@@ -50,10 +50,33 @@ def test_services_have_healthchecks_and_wait_for_each_other() -> None:
     services = _compose()["services"]
     assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
     assert services["mosquitto"]["image"].startswith("eclipse-mosquitto:2")
-    for name in ("timescaledb", "mosquitto", "api"):
+    for name in ("timescaledb", "mosquitto", "api", "ingest"):
         assert "healthcheck" in services[name], name
     assert services["migrate"]["command"] == ["db", "upgrade"]
-    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name in ("api", "ingest"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["mosquitto"]["condition"] == "service_healthy"
+    assert services["ingest"]["command"] == ["ingest"]
+
+
+def test_every_file_the_compose_file_mounts_is_in_the_repository() -> None:
+    """A bind mount of a missing file makes Docker create a directory there, and the service fails obscurely."""
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+
+
+def test_ingest_settings_in_the_compose_file_are_settings() -> None:
+    """Every BYDATA_ variable the services set is one the settings class reads (no silent typos)."""
+    from bydata.settings import Settings
+
+    known = {f"BYDATA_{name.upper()}" for name in Settings.model_fields}
+    for name, service in _compose()["services"].items():
+        for key in service.get("environment") or {}:
+            if key.startswith("BYDATA_") and key != "BYDATA_MQTT_PASSWORD":
+                assert key in known, f"{name}: {key} is not a setting"
 
 
 def test_no_secrets_in_the_compose_file() -> None:

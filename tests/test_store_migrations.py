@@ -34,9 +34,26 @@ def test_upgrade_twice_via_cli_then_info_reports_hypertable(scratch_db: str) -> 
     assert info.returncode == 0, info.stderr
     data = json.loads(info.stdout)
     assert data["hypertable"] is True
-    assert data["timescaledb_license"] == "apache"
-    assert data["compression"] is False  # the Apache-2 edition has none: detected, not assumed
+    with psycopg.connect(scratch_db) as conn:
+        license_ = conn.execute("SELECT current_setting('timescaledb.license')").fetchone()[0]
+    assert data["timescaledb_license"] == license_
+    # Detected, not assumed: compression and the hourly continuous aggregate exactly where licensed.
+    assert data["compression"] is (license_ == "timescale")
     assert data["migrations_pending"] == []
+
+
+def test_apache_edition_refuses_what_the_timescale_license_grants(migrated_db: str) -> None:
+    """Why the licensed features are detected: the Apache-2 edition rejects the script outright."""
+    from store.migrations import feature_sql
+
+    with psycopg.connect(migrated_db) as conn:
+        license_ = conn.execute("SELECT current_setting('timescaledb.license')").fetchone()[0]
+        if license_ == "timescale":
+            conn.execute(feature_sql("timescaledb_tsl").encode())  # idempotent: a second run changes nothing
+            assert detect(conn).compression
+            return
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="license"):
+            conn.execute(feature_sql("timescaledb_tsl").encode())
 
 
 def test_timescaledb_path(migrated_db: str) -> None:
