@@ -58,5 +58,23 @@ CONF
   port_open || { echo "Mosquitto did not start on port ${MQTT_PORT}" >&2; cat "$RUN_DIR/mosquitto-${MQTT_PORT}.log" >&2; exit 1; }
 fi
 
-echo "export BYDATA_TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres"
+# Trust authentication on loopback (this project's CI machines) needs nothing more. A stock
+# Debian cluster asks for a password on 127.0.0.1: then a test role gets one, set through the
+# local socket as the postgres user and kept under .run/ (ignored by git).
+DB_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+if ! psql "$DB_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
+  pwfile="$RUN_DIR/pg-test-password"
+  [ -s "$pwfile" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$pwfile")
+  pw="$(cat "$pwfile")"
+  as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi; }
+  as_postgres psql -q -v ON_ERROR_STOP=1 -v pw="$pw" >&2 <<'SQL'
+SELECT format('CREATE ROLE bydata_test LOGIN SUPERUSER PASSWORD %L', :'pw')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bydata_test') \gexec
+ALTER ROLE bydata_test PASSWORD :'pw';
+SQL
+  DB_URL="postgresql://bydata_test:${pw}@127.0.0.1:5432/postgres"
+  psql "$DB_URL" -Atqc 'SELECT 1' >/dev/null || { echo "cannot log in to PostgreSQL on 127.0.0.1" >&2; exit 1; }
+fi
+
+echo "export BYDATA_TEST_DATABASE_URL=${DB_URL}"
 echo "export BYDATA_TEST_MQTT_URL=mqtt://127.0.0.1:${MQTT_PORT}"
