@@ -170,7 +170,8 @@ def test_duplicates_repeat_a_stored_reading(scenario: tuple[Path, str]) -> None:
                 assert line["fault"] == "duplicate"
                 assert line["sha256"] not in by_hash  # other gateway metadata
             n[line["fault"]] += 1
-    assert n["redelivery"] == (SCENARIOS[which][0].faults.get("redelivery", 0) > 0 and n["redelivery"])
+    if SCENARIOS[which][0].faults.get("redelivery", 0) == 0:
+        assert n["redelivery"] == 0
     if which == "busy":
         assert n["redelivery"] > 10 and n["duplicate"] > 10
 

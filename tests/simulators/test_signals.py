@@ -174,3 +174,69 @@ def test_smart_control_saves_energy(simulate: Simulate) -> None:
     area = 3900 + 2400 + 2900
     daily = (before["heat_energy"] + before["active_energy_import"]) / area / 3
     assert 0.15 < daily < 1.0
+
+
+def _reference(run: Path, prop: str) -> dict[datetime, float]:
+    """Hourly means of one reference station, keyed by hour start (UTC)."""
+    return {
+        datetime.fromisoformat(t["phenomenon_time"]): t["value"]
+        for line in read_messages(run)
+        if line["device_id"] == "Olav V gate"
+        for t in line["truth"]
+        if t["property"] == prop
+    }
+
+
+def test_road_dust_season_raises_pm10_in_spring(simulate: Simulate) -> None:
+    """Studded tyres on dry, cold spring roads: PM10 well above a summer week at the same station."""
+    week = timedelta(days=3)
+    spring = simulate(("air",), start=datetime(2026, 3, 16, tzinfo=UTC), duration=week)  # Monday to Wednesday
+    summer = simulate(("air",), start=datetime(2026, 7, 13, tzinfo=UTC), duration=week)
+    assert mean(_reference(spring, "pm10").values()) > 1.8 * mean(_reference(summer, "pm10").values())
+
+
+def test_strong_wind_dilutes_no2(simulate: Simulate) -> None:
+    run = simulate(("air",), start=datetime(2026, 1, 5, tzinfo=UTC), duration=timedelta(days=14))
+    wind: dict[datetime, list[float]] = {}
+    for line in read_messages(run):
+        for t in line["truth"]:
+            if t["property"] == "wind_speed":
+                at = datetime.fromisoformat(t["phenomenon_time"])
+                wind.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append(t["value"])
+    calm, windy = [], []
+    background = min(_reference(run, "no2").values())
+    for hour, no2 in _reference(run, "no2").items():
+        if hour in wind:
+            w = mean(wind[hour])
+            (calm if w < 3 else windy if w > 7 else []).append(no2 - background)
+    assert len(calm) > 10 and len(windy) > 10, (len(calm), len(windy))
+    assert mean(calm) > 2 * mean(windy)
+
+
+def test_school_energy_follows_the_school_day_weekend_and_holidays(simulate: Simulate) -> None:
+    """Friday (school), the weekend and the winter-break Monday, with smart control."""
+    friday = datetime(2026, 2, 20, tzinfo=OSLO)
+    assert school_day(friday.date()) and not school_day(datetime(2026, 2, 23).date())
+    run = simulate(("energy",), start=friday.astimezone(UTC), duration=timedelta(days=4), control="after")
+    power: dict[tuple[int, int], list[float]] = {}
+    co2: dict[tuple[int, int], list[float]] = {}
+    for line in read_messages(run):
+        for t in line["truth"]:
+            local = datetime.fromisoformat(t["phenomenon_time"]).astimezone(OSLO)
+            key = ((local.date() - friday.date()).days, local.hour)
+            if t["property"] == "active_power":
+                power.setdefault(key, []).append(t["value"])
+            elif t["property"] == "indoor_co2":
+                co2.setdefault(key, []).append(t["value"])
+
+    def daytime(day: int, table: dict[tuple[int, int], list[float]], hours: range = range(9, 15)) -> float:
+        return mean(v for h in hours for v in table.get((day, h), []))
+
+    school = daytime(0, power)
+    for day in (1, 2, 3):  # Saturday, Sunday, the holiday
+        assert daytime(day, power) < 0.5 * school, day
+    assert daytime(0, power, range(1, 4)) < 0.6 * school  # night setback
+    # CO2 rises with the pupils and falls once they leave and the ventilation clears the air.
+    assert daytime(0, co2, range(10, 11)) > daytime(0, co2, range(16, 17)) + 200
+    assert daytime(0, co2, range(20, 21)) < daytime(0, co2, range(16, 17))
+    assert daytime(3, co2, range(10, 11)) < daytime(0, co2, range(10, 11)) - 300  # no pupils in the holiday
