@@ -37,7 +37,7 @@ from bydata.cli_simulate import app as simulate_app  # noqa: E402
 
 app.add_typer(simulate_app)
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # URLs and paths stay on one line
 out = Console()
 
 DataDirOption = Annotated[
@@ -208,6 +208,7 @@ def demo(
         console.print("[bold green]Bydata demo is running[/]")
         console.print(f"  database     {_redact_db(db_url)} (migrations applied: {len(report.applied)})")
         console.print(f"  MQTT broker  {_redact_mqtt(mqtt_url)}")
+        console.print(f"  SensorThings {base}/v1.1")
         console.print(f"  health       {base}/health")
         console.print(f"  API docs     {base}/docs")
         pipeline = start_demo_pipeline(settings, db_url, mqtt_url, stop)

@@ -20,7 +20,7 @@ app = typer.Typer(help="MQTT ingest: run a worker, or show its accounting.", no_
 devices_app = typer.Typer(help="Provisioned devices: import the provisioning file, list.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Messages that could not be used: list, show, replay.", no_args_is_help=True)
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # URLs and paths stay on one line
 out = Console()
 log = logging.getLogger("bydata.ingest")
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 app = typer.Typer(help="Simulated devices of the three cases, with faults and a ground-truth manifest.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # URLs and paths stay on one line
 
 
 class CaseName(StrEnum):
