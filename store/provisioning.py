@@ -323,7 +323,7 @@ def _upsert_device(
         ).model_dump(by_alias=True, exclude_none=True)
         values = (
             f"{device.name} {prop.name}",
-            f"{prop.name} ({prop.symbol}) from {model.name} {device.id}",
+            f"{prop.name}{f' ({prop.symbol})' if prop.symbol else ''} from {model.name} {device.id}",
             Jsonb(prop.unit_of_measurement()),
             prop.observation_type,
             Jsonb(ds_props),
