@@ -118,8 +118,7 @@ class Simulation:
         self.clock = options.begin
 
     def provisioning(self) -> Provisioning:
-        municipality = {"air": "Bodø kommune", "parking": "Kristiansund kommune", "energy": "Stavanger kommune"}
-        names = [municipality[c.name] for c in self.cases]
+        names = [str(c.data["municipality"]) for c in self.cases]
         return Provisioning(
             municipality=names[0] if len(names) == 1 else None,
             sites=[s for c in self.cases for s in c.sites()],

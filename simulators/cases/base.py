@@ -34,6 +34,7 @@ class CaseOptions:
 
 class Case(Protocol):
     name: str
+    data: Any  # the case's data file (simulators/data/*.yaml)
 
     def sites(self) -> list[Site]: ...
 
