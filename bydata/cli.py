@@ -214,10 +214,12 @@ def demo(
         pipeline = start_demo_pipeline(settings, db_url, mqtt_url, stop)
         console.print("Press Ctrl-C to stop.")
         started = time.monotonic()
-        _serve_api(settings, db_url, stop, mqtt_url=mqtt_url)
-        stop.set()
-        for thread in pipeline:
-            thread.join(timeout=60)
+        try:
+            _serve_api(settings, db_url, stop, mqtt_url=mqtt_url)
+        finally:  # the pipeline's threads leave before the broker and database they use stop
+            stop.set()
+            for thread in pipeline:
+                thread.join(timeout=60)
         console.print(f"stopped after {time.monotonic() - started:.1f} s")
 
 
