@@ -249,8 +249,8 @@ class ExprBuilder:
             return Typed(expr, want, column=x.column)
         if want == "datetime" and x.type == "time_object":
             return Typed(x.expr, "datetime", column=x.column)
-        if want == "datetime" and x.type == "date":
-            return Typed(sql.SQL("({} AT TIME ZONE 'UTC')").format(x.expr), "datetime", column=x.column)
+        if want == "datetime" and x.type == "date":  # midnight UTC: date -> timestamp ignores the session zone
+            return Typed(sql.SQL("(({})::timestamp AT TIME ZONE 'UTC')").format(x.expr), "datetime", column=x.column)
         if x.type == "null":
             return Typed(sql.SQL("NULL::{}").format(sql.SQL(_SQL_TYPE[want])), want, column=x.column)
         raise _err(f"expected {_HUMAN_TYPE.get(want, want)}, found {_HUMAN_TYPE.get(x.type, x.type)}", x.column)
@@ -279,8 +279,11 @@ class ExprBuilder:
         right = self.value(node.right, entity, alias, ctx)
         if node.op in ("add", "sub") and right.type == "duration":
             base = self.as_type(left, "datetime")
+            # in UTC wall time: timestamptz +- interval would count days in the session's zone
             return Typed(
-                sql.SQL("({} {} {})").format(base.expr, sql.SQL(_ARITH[node.op]), right.expr),
+                sql.SQL("((({} AT TIME ZONE 'UTC') {} {}) AT TIME ZONE 'UTC')").format(
+                    base.expr, sql.SQL(_ARITH[node.op]), right.expr
+                ),
                 "datetime",
                 column=node.column,
             )
@@ -512,7 +515,7 @@ def _time_part(template: str, out: str) -> Callable[..., Typed]:
         x = args[0]
         if x.type == "date" and node.name not in ("year", "month", "day", "date"):
             raise _err(f"{node.name}() needs a date-time, not a date", node.column)
-        ts = x.expr if x.type == "date" else b.as_type(x, "datetime").expr
+        ts = b.as_type(x, "datetime").expr  # a date becomes midnight UTC, whatever the session's zone
         return Typed(sql.SQL(template).format(ts), out, column=node.column)
 
     return handler
