@@ -49,6 +49,7 @@ def create_app(
     public_url: str = "http://127.0.0.1:8080",
     default_top: int = 100,
     max_top: int = 10_000,
+    max_entities: int = 100_000,
     aggregate_max_buckets: int = 100_000,
     cors_origins: Sequence[str] = ("*",),
     mqtt: MqttOptions | None = None,
@@ -56,6 +57,7 @@ def create_app(
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
+    ``max_entities``: the most entities one SensorThings response builds, expansions included.
     ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
     allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
     (None: no MQTT extension).
@@ -77,7 +79,7 @@ def create_app(
                 features = detect(conn)
             translator = Translator(
                 ServerFeatures(postgis=features.postgis_installed is not None),
-                Limits(default_top=min(default_top, max_top), max_top=max_top),
+                Limits(default_top=min(default_top, max_top), max_top=max_top, max_entities=max_entities),
             )
             app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
             if mqtt is not None:

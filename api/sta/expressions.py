@@ -38,6 +38,7 @@ class ServerFeatures:
 class Limits:
     default_top: int = 100
     max_top: int = 10_000
+    max_entities: int = 100_000  # one response, expanded entities included
 
 
 class Params:
