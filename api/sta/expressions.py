@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -527,11 +528,14 @@ def _now(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     return Typed(sql.SQL("now()"), "datetime", column=node.column)
 
 
+_INFINITY = {"-infinity": sql.SQL("'-infinity'::timestamptz"), "infinity": sql.SQL("'infinity'::timestamptz")}
+
+
 def _minmax(which: str) -> Callable[..., Typed]:
     def handler(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
         _arity(node, args, 0, 1)
         if not args:
-            return Typed(sql.SQL(f"'{which}'::timestamptz"), "datetime", column=node.column)
+            return Typed(_INFINITY[which], "datetime", column=node.column)
         x = args[0]
         if x.type != "time_object":
             return b.as_type(x, "datetime")
@@ -550,6 +554,9 @@ def _totaloffset(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     return Typed(sql.SQL("(CASE WHEN {} IS NULL THEN NULL ELSE 0 END)").format(ts), "int", column=node.column)
 
 
+_DE9IM = re.compile(r"[TF*012]{9}", re.IGNORECASE)
+
+
 def _geo_function(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     name = node.name
     binary = {
@@ -565,8 +572,12 @@ def _geo_function(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     if name == "st_relate":
         _arity(node, args, 3)
         pattern = args[2]
-        if pattern.type != "string":
-            raise _err("st_relate() takes a DE-9IM pattern string as third argument", pattern.column)
+        # a DE-9IM pattern literal, checked here: PostGIS reports a malformed one as an internal error
+        if pattern.type != "string" or pattern.literal is None or not _DE9IM.fullmatch(pattern.literal):
+            raise _err(
+                "st_relate() takes a DE-9IM pattern as third argument: 9 of T F * 0 1 2, such as 'T*F**F***'",
+                pattern.column,
+            )
         if not b.features.postgis:
             raise _err("st_relate() needs PostGIS, which this server lacks", node.column, NotImplementedQuery)
         return Typed(

@@ -198,6 +198,9 @@ REJECTED: list[tuple[str, str, type[Exception], str]] = [
     ("Location", "geo.intersects(location, geography'LINESTRING(0 0, 1 1)')", NotImplementedQuery, "needs PostGIS"),
     ("Datastream", "geo.intersects(observedArea, geography'POINT(1 2)')", NotImplementedQuery, "needs PostGIS"),
     ("Location", "geo.distance(location, 'x') lt 1", QueryError, "takes geometries"),
+    # PostGIS reports a malformed pattern as an internal error: checked before
+    ("Location", "st_relate(location, geography'POINT(1 2)', 'T*F')", QueryError, "takes a DE-9IM pattern"),
+    ("Location", "st_relate(location, geography'POINT(1 2)', name)", QueryError, "takes a DE-9IM pattern"),
 ]  # fmt: skip
 
 
@@ -248,7 +251,6 @@ def test_string_literals_are_bound(payload: str) -> None:
         ("Thing", f"startswith(name, {literal})"),
         ("Thing", f"properties/stationKind eq {literal}"),
         ("Observation", f"result eq {literal}"),
-        ("Location", f"st_relate(location, geography'POINT(1 2)', {literal})"),
     ]:
         sql_text, params = filter_sql(entity, text, POSTGIS)
         assert payload not in sql_text
