@@ -24,6 +24,9 @@ from store.db import create_pool
 from store.features import detect
 from store.sta import configure_connection
 
+CORS_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+CORS_EXPOSED_HEADERS = ("Location", "Bydata-Errors")
+
 
 def server_settings(public_url: str, mqtt: MqttOptions | None, base_url: str) -> dict[str, Any]:
     """What Bydata adds to the service root's ``serverSettings`` beyond the read classes.
@@ -58,8 +61,8 @@ def create_app(
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
     ``max_entities``: the most entities one SensorThings response builds, expansions included.
-    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
-    allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
+    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so requests
+    are allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
     (None: no MQTT extension).
     """
 
@@ -101,7 +104,16 @@ def create_app(
     )
     errors.install(app)
     if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+        # every method the API serves (so browser clients can write and send batches), any request
+        # header (Content-Type application/json etc. needs a preflight), and the headers clients
+        # read: Location of a created entity, Bydata-Errors of CreateObservations
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=["*"],
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+        )
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     def health(request: Request) -> JSONResponse:
