@@ -30,6 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import api.app
+from api.errors import ApiError
 from api.mqtt.topics import parse_subscription
 from api.sta.data_array import plan_items
 from api.sta.odata.parser import QueryError
@@ -237,9 +238,12 @@ def test_data_array_reads_bind_the_same_literals(position: Position) -> None:
 
 
 def test_data_array_select_names_are_refused() -> None:
+    """Its ``$select`` names the components: checked before any planning."""
     for sentinel in SENTINELS:
-        items = plan_items([("$resultFormat", "dataArray"), ("$select", f"result,{sentinel}")])
-        assert plan_outcome(TRANSLATORS["postgis"], "Observations", list(items), sentinel) == "rejected"
+        for select in (f"result,{sentinel}", f"FeatureOfInterest/{sentinel}", sentinel):
+            with pytest.raises(ApiError) as info:
+                plan_items([("$resultFormat", "dataArray"), ("$select", select)])
+            assert info.value.code == 400 and info.value.parameter == "$select" and info.value.message
 
 
 def test_mqtt_subscriptions_with_the_sentinel_are_not_served() -> None:
