@@ -58,9 +58,9 @@ SQL_TEXT: Counter[tuple[str, str, str]] = Counter(
         ("api/sta/expressions.py", "add", "cast"): 1,  # a cast the translator names (text, bigint ...)
         ("api/sta/expressions.py", "as_type", "cast"): 1,  # from a dict of casts
         ("api/sta/expressions.py", "as_type", "_SQL_TYPE[want]"): 1,
-        ("api/sta/expressions.py", "arith", "_ARITH[node.op]"): 2,  # operator table
+        ("api/sta/expressions.py", "arith", "_ARITH[node.op]"): 3,  # operator table
         ("api/sta/expressions.py", "boolean", "node.op.upper()"): 1,  # "and"/"or", checked just above
-        ("api/sta/expressions.py", "compare", "_CMP[op]"): 1,  # operator table
+        ("api/sta/expressions.py", "_two_valued_compare", "_CMP[op]"): 1,  # operator table
         ("api/sta/expressions.py", "handler", "variant"): 1,  # _FUNCTIONS templates
         ("api/sta/expressions.py", "handler", "template"): 2,
         ("api/sta/expressions.py", "_geo_function", "binary[name]"): 1,  # PostGIS function table
