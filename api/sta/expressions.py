@@ -316,6 +316,7 @@ class ExprBuilder:
                 ),
                 "datetime",
                 column=node.column,
+                constant=base.constant and right.constant,  # now() sub duration'P1D' is never null
             )
         if node.op == "sub" and {left.type, right.type} <= {"datetime", "time_object", "date"}:
             # OData: DateTimeOffset sub DateTimeOffset and Date sub Date are a Duration

@@ -48,6 +48,9 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
     # comparisons with null other than eq/ne: gt/lt are false, ge/le mean eq
     ("Thing", "description gt null", "FALSE", {}),
     ("Thing", "description le null", '("a0"."description" IS NULL)', {}),
+    # a constant time (never null) keeps the plain comparison, which the index serves
+    ("HistoricalLocation", "time ge now() sub duration'P1D'",
+     "(\"a0\".\"time\" >= (((now() AT TIME ZONE 'UTC') - %(p0)s::interval) AT TIME ZONE 'UTC'))", {"p0": "P1D"}),
     # a time minus a time is a duration
     ("Observation", "resultTime sub phenomenonTime gt duration'PT5M'",
      '(("a0"."result_time" - "a0"."phenomenon_time") > %(p0)s::interval)', {"p0": "PT5M"}),
