@@ -24,6 +24,9 @@ from store.db import create_pool
 from store.features import detect
 from store.sta import configure_connection
 
+CORS_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+CORS_EXPOSED_HEADERS = ("Location", "Bydata-Errors")
+
 
 def server_settings(public_url: str, mqtt: MqttOptions | None, base_url: str) -> dict[str, Any]:
     """What Bydata adds to the service root's ``serverSettings`` beyond the read classes.
@@ -49,6 +52,7 @@ def create_app(
     public_url: str = "http://127.0.0.1:8080",
     default_top: int = 100,
     max_top: int = 10_000,
+    max_entities: int = 100_000,
     aggregate_max_buckets: int = 100_000,
     cors_origins: Sequence[str] = ("*",),
     mqtt: MqttOptions | None = None,
@@ -56,8 +60,9 @@ def create_app(
     """Build the app around one connection pool, opened at start-up and closed at shutdown.
 
     ``public_url`` is the absolute prefix clients see (self and next links are absolute).
-    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so reads are
-    allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
+    ``max_entities``: the most entities one SensorThings response builds, expansions included.
+    ``cors_origins``: open data is read from browsers too (web maps, dashboards), so requests
+    are allowed from any origin by default. ``mqtt``: the broker the MQTT extension publishes on
     (None: no MQTT extension).
     """
 
@@ -77,7 +82,7 @@ def create_app(
                 features = detect(conn)
             translator = Translator(
                 ServerFeatures(postgis=features.postgis_installed is not None),
-                Limits(default_top=min(default_top, max_top), max_top=max_top),
+                Limits(default_top=min(default_top, max_top), max_top=max_top, max_entities=max_entities),
             )
             app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
             if mqtt is not None:
@@ -99,7 +104,16 @@ def create_app(
     )
     errors.install(app)
     if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+        # every method the API serves (so browser clients can write and send batches), any request
+        # header (Content-Type application/json etc. needs a preflight), and the headers clients
+        # read: Location of a created entity, Bydata-Errors of CreateObservations
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=list(CORS_METHODS),
+            allow_headers=["*"],
+            expose_headers=list(CORS_EXPOSED_HEADERS),
+        )
 
     @app.get("/health", tags=["operations"], summary="Liveness and database reachability")
     def health(request: Request) -> JSONResponse:

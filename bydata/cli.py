@@ -166,6 +166,7 @@ def _serve_api(settings: Settings, db_url: str, stop: threading.Event, mqtt_url:
             public_url=settings.base_url(),
             default_top=settings.sta_default_top,
             max_top=settings.sta_max_top,
+            max_entities=settings.sta_max_entities,
             aggregate_max_buckets=settings.aggregate_max_buckets,
             mqtt=_mqtt_options(settings, mqtt_url),
         ),

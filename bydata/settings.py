@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     sta_max_top: int = Field(
         default=10_000, ge=1, description="SensorThings API: largest page served; a larger $top gets a next link."
     )
+    sta_max_entities: int = Field(
+        default=100_000,
+        ge=1,
+        description="SensorThings API: most entities one response holds, expanded ones included; a request "
+        "for more gets shorter pages (outermost first) with next links, and a 400 when one entity's $expand "
+        "alone needs more.",
+    )
     aggregate_max_buckets: int = Field(
         default=100_000,
         ge=1,

@@ -18,10 +18,15 @@ STATEMENT_TIMEOUT_MS = 30_000
 
 
 def configure_connection(conn: psycopg.Connection[Any], *, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
-    """Pool ``configure`` hook: autocommit reads (one round trip each), orjson for json, a time limit."""
+    """Pool ``configure`` hook: autocommit reads (one round trip each), orjson for json, a time limit.
+
+    The session's time zone is UTC whatever the server's or database's default: the API speaks
+    UTC, and PostgreSQL casts between dates, timestamps and timestamptz in the session's zone.
+    """
     set_json_loads(orjson.loads, conn)
     conn.autocommit = True
     conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(int(statement_timeout_ms))))
+    conn.execute("SET TimeZone = 'UTC'")
 
 
 def fetch_column(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -38,6 +40,7 @@ class ServerFeatures:
 class Limits:
     default_top: int = 100
     max_top: int = 10_000
+    max_entities: int = 100_000  # one response, expanded entities included
 
 
 class Params:
@@ -75,6 +78,8 @@ class Typed:
     column: int = 1
     literal: str | None = None  # the text of a string literal (a quoted time may stand for a time)
     is_id: bool = False
+    constant: bool = False  # a literal or now(): never null, so a comparison with it needs no null rule
+    offset: int | None = None  # a date-time literal's UTC offset in minutes (stored times are UTC)
 
 
 @dataclass(slots=True)
@@ -140,6 +145,11 @@ class ExprBuilder:
         self.params = Params()
         self._aliases = 0
         self.parameter = "$filter"
+        # OData's comparisons are two-valued (null eq null, null ne 'a'; gt with a null is false).
+        # At the top of a $filter, SQL's NULL and false both drop the row, so plain SQL comparisons
+        # serve (and keep their indexes) except ne; under not, and where a comparison is a value,
+        # NULL would not mean false: there every comparison is written two-valued.
+        self.exact = False
 
     def new_alias(self, prefix: str) -> str:
         self._aliases += 1
@@ -151,21 +161,23 @@ class ExprBuilder:
         if lit.kind == "null":
             return Typed(sql.SQL("NULL"), "null", column=lit.column)
         if lit.kind == "string":
-            return Typed(self.params.add(v, "text"), "string", column=lit.column, literal=str(v))
+            return Typed(self.params.add(v, "text"), "string", column=lit.column, literal=str(v), constant=True)
         if lit.kind == "int":
-            return Typed(self.params.add(v, "bigint"), "int", column=lit.column)
+            return Typed(self.params.add(v, "bigint"), "int", column=lit.column, constant=True)
         if lit.kind == "float":
-            return Typed(self.params.add(v, "double precision"), "number", column=lit.column)
+            return Typed(self.params.add(v, "double precision"), "number", column=lit.column, constant=True)
         if lit.kind == "bool":
-            return Typed(self.params.add(v, "boolean"), "bool", column=lit.column)
+            return Typed(self.params.add(v, "boolean"), "bool", column=lit.column, constant=True)
         if lit.kind == "datetime":
-            return Typed(self.params.add(v, "timestamptz"), "datetime", column=lit.column)
+            delta = v.utcoffset() if isinstance(v, datetime) else None
+            offset = int(delta.total_seconds() // 60) if delta is not None else 0
+            return Typed(self.params.add(v, "timestamptz"), "datetime", column=lit.column, constant=True, offset=offset)
         if lit.kind == "date":
-            return Typed(self.params.add(v, "date"), "date", column=lit.column)
+            return Typed(self.params.add(v, "date"), "date", column=lit.column, constant=True)
         if lit.kind == "time":
-            return Typed(self.params.add(v, "time"), "time", column=lit.column)
+            return Typed(self.params.add(v, "time"), "time", column=lit.column, constant=True)
         if lit.kind == "duration":
-            return Typed(self.params.add(v, "interval"), "duration", column=lit.column)
+            return Typed(self.params.add(v, "interval"), "duration", column=lit.column, constant=True)
         raise _err(f"unsupported literal {lit.kind}", lit.column)
 
     # ---- paths ----------------------------------------------------------------------------
@@ -249,13 +261,26 @@ class ExprBuilder:
             return Typed(expr, want, column=x.column)
         if want == "datetime" and x.type == "time_object":
             return Typed(x.expr, "datetime", column=x.column)
-        if want == "datetime" and x.type == "date":
-            return Typed(sql.SQL("({} AT TIME ZONE 'UTC')").format(x.expr), "datetime", column=x.column)
+        if want == "datetime" and x.type == "date":  # midnight UTC: date -> timestamp ignores the session zone
+            return Typed(
+                sql.SQL("(({})::timestamp AT TIME ZONE 'UTC')").format(x.expr),
+                "datetime",
+                column=x.column,
+                constant=x.constant,
+            )
         if x.type == "null":
             return Typed(sql.SQL("NULL::{}").format(sql.SQL(_SQL_TYPE[want])), want, column=x.column)
         raise _err(f"expected {_HUMAN_TYPE.get(want, want)}, found {_HUMAN_TYPE.get(x.type, x.type)}", x.column)
 
     # ---- expressions -------------------------------------------------------------------------
+    @contextmanager
+    def _two_valued(self) -> Iterator[None]:
+        saved, self.exact = self.exact, True
+        try:
+            yield
+        finally:
+            self.exact = saved
+
     def value(self, node: ast.Expr, entity: EntityType, alias: str, ctx: ExprContext) -> Typed:
         if isinstance(node, ast.Literal):
             return self.literal(node)
@@ -267,25 +292,36 @@ class ExprBuilder:
             if node.op == "-":
                 x = self.as_type(self.value(node.operand, entity, alias, ctx), "number")
                 return Typed(sql.SQL("(- {})").format(x.expr), x.type, column=node.column)
-            return Typed(self.boolean(node, entity, alias, ctx), "bool", column=node.column)
+            with self._two_valued():
+                return Typed(self.boolean(node, entity, alias, ctx), "bool", column=node.column)
         if isinstance(node, ast.Binary):
             if node.op in _ARITH:
                 return self.arith(node, entity, alias, ctx)
-            return Typed(self.boolean(node, entity, alias, ctx), "bool", column=node.column)
+            with self._two_valued():
+                return Typed(self.boolean(node, entity, alias, ctx), "bool", column=node.column)
         return self.call(node, entity, alias, ctx)
 
     def arith(self, node: ast.Binary, entity: EntityType, alias: str, ctx: ExprContext) -> Typed:
         left = self.value(node.left, entity, alias, ctx)
         right = self.value(node.right, entity, alias, ctx)
+        if node.op in ("add", "sub") and left.type == right.type == "duration":
+            return Typed(sql.SQL("({} {} {})").format(left.expr, sql.SQL(_ARITH[node.op]), right.expr), "duration",
+                         column=node.column)  # fmt: skip
         if node.op in ("add", "sub") and right.type == "duration":
             base = self.as_type(left, "datetime")
+            # in UTC wall time: timestamptz +- interval would count days in the session's zone
             return Typed(
-                sql.SQL("({} {} {})").format(base.expr, sql.SQL(_ARITH[node.op]), right.expr),
+                sql.SQL("((({} AT TIME ZONE 'UTC') {} {}) AT TIME ZONE 'UTC')").format(
+                    base.expr, sql.SQL(_ARITH[node.op]), right.expr
+                ),
                 "datetime",
                 column=node.column,
+                constant=base.constant and right.constant,  # now() sub duration'P1D' is never null
             )
         if node.op == "sub" and {left.type, right.type} <= {"datetime", "time_object", "date"}:
-            raise _err("subtracting times is not supported", node.column, NotImplementedQuery)
+            # OData: DateTimeOffset sub DateTimeOffset and Date sub Date are a Duration
+            a, b = self.as_type(left, "datetime"), self.as_type(right, "datetime")
+            return Typed(sql.SQL("({} - {})").format(a.expr, b.expr), "duration", column=node.column)
         lnum = self.as_type(left, "number")
         rnum = self.as_type(right, "number")
         out = "int" if lnum.type == rnum.type == "int" else "number"
@@ -309,7 +345,8 @@ class ExprBuilder:
             right = self.boolean(node.right, entity, alias, outer)
             return sql.SQL("({} {} {})").format(left, sql.SQL(node.op.upper()), right)
         if isinstance(node, ast.Unary) and node.op == "not":
-            return sql.SQL("(NOT {})").format(self.boolean(node.operand, entity, alias, outer))
+            with self._two_valued():
+                return sql.SQL("(NOT {})").format(self.boolean(node.operand, entity, alias, outer))
         ctx = outer or ExprContext(self)
         predicate = self.predicate(node, entity, alias, ctx)
         return predicate if outer is not None else ctx.wrap_exists(predicate)
@@ -330,8 +367,11 @@ class ExprBuilder:
         op = node.op
         for a, b in ((left, right), (right, left)):
             if b.type == "null":
-                if op not in ("eq", "ne"):
-                    raise _err("null can only be compared with eq or ne", b.column)
+                # OData: null is equal to itself only; gt and lt with a null are false; ge and le
+                # are true when both sides are null (null equals null), so they mean eq here
+                if op in ("gt", "lt"):
+                    return sql.SQL("FALSE")
+                op = "eq" if op in ("ge", "le") else op
                 if a.type == "null":
                     return sql.SQL("TRUE" if op == "eq" else "FALSE")
                 if a.type == "result":
@@ -350,8 +390,25 @@ class ExprBuilder:
                 raise _err("geometries cannot be compared; use geo.* or st_* functions", x.column)
         left, right = self._unify(left, right, node.column)
         if left.type == "time_object" or right.type == "time_object":
-            return self._compare_time(op, left, right)
-        return sql.SQL("({} {} {})").format(left.expr, sql.SQL(_CMP[op]), right.expr)
+            compared = self._compare_time(op, left, right)
+            return sql.SQL("coalesce({}, false)").format(compared) if self.exact and op != "ne" else compared
+        return self._two_valued_compare(op, left, right)
+
+    def _two_valued_compare(self, op: str, left: Typed, right: Typed) -> sql.Composable:
+        """``left op right`` as OData means it when either side may be null (see :attr:`exact`)."""
+        a, b = left.expr, right.expr
+        one_constant = left.constant or right.constant  # then both are never null together
+        if op == "ne":
+            return sql.SQL("({} IS DISTINCT FROM {})").format(a, b)
+        if op == "eq":
+            if one_constant and not self.exact:
+                return sql.SQL("({} = {})").format(a, b)
+            return sql.SQL("({} IS NOT DISTINCT FROM {})").format(a, b)
+        plain = sql.SQL("({} {} {})").format(a, sql.SQL(_CMP[op]), b)
+        if not self.exact and (op in ("gt", "lt") or one_constant):
+            return plain
+        both_null = sql.SQL("false") if op in ("gt", "lt") else sql.SQL("({} IS NULL AND {} IS NULL)").format(a, b)
+        return sql.SQL("coalesce({}, {})").format(plain, both_null)
 
     def _unify(self, left: Typed, right: Typed, column: int) -> tuple[Typed, Typed]:
         """Bring both sides of a comparison to one comparable type."""
@@ -373,7 +430,7 @@ class ExprBuilder:
             return left, right
         for i, (a, b) in enumerate(((left, right), (right, left))):
             if a.is_id and b.type == "string" and (b.literal or "").isdigit():  # id eq '7'
-                quoted = Typed(self.params.add(int(b.literal or "0"), "bigint"), "int", column=b.column)
+                quoted = Typed(self.params.add(int(b.literal or "0"), "bigint"), "int", column=b.column, constant=True)
                 return (a, quoted) if i == 0 else (quoted, a)
         if "json" in types or "result" in types:
             other = right if left.type in ("json", "result") else left
@@ -399,7 +456,7 @@ class ExprBuilder:
             value = None
         if value is None or value.tzinfo is None or "T" not in text.upper():
             raise _err("compare times with a date-time with zone, such as 2024-01-01T00:00:00Z", x.column)
-        return Typed(self.params.add(value, "timestamptz"), "datetime", column=x.column)
+        return Typed(self.params.add(value, "timestamptz"), "datetime", column=x.column, constant=True)
 
     def _compare_time(self, op: str, left: Typed, right: Typed) -> sql.Composable:
         """Time objects: an interval is before X when it ends before X, after X when it starts after X."""
@@ -512,22 +569,27 @@ def _time_part(template: str, out: str) -> Callable[..., Typed]:
         x = args[0]
         if x.type == "date" and node.name not in ("year", "month", "day", "date"):
             raise _err(f"{node.name}() needs a date-time, not a date", node.column)
-        ts = x.expr if x.type == "date" else b.as_type(x, "datetime").expr
-        return Typed(sql.SQL(template).format(ts), out, column=node.column)
+        ts = b.as_type(x, "datetime")  # a date becomes midnight UTC, whatever the session's zone
+        # the components of a date-time literal are those of its own offset (10:00+01:00 has hour 10)
+        zone = b.params.add(timedelta(minutes=ts.offset), "interval") if ts.offset else sql.SQL("'UTC'")
+        return Typed(sql.SQL(template).format(ts.expr, zone), out, column=node.column)
 
     return handler
 
 
 def _now(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     _arity(node, args, 0)
-    return Typed(sql.SQL("now()"), "datetime", column=node.column)
+    return Typed(sql.SQL("now()"), "datetime", column=node.column, constant=True)
+
+
+_INFINITY = {"-infinity": sql.SQL("'-infinity'::timestamptz"), "infinity": sql.SQL("'infinity'::timestamptz")}
 
 
 def _minmax(which: str) -> Callable[..., Typed]:
     def handler(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
         _arity(node, args, 0, 1)
         if not args:
-            return Typed(sql.SQL(f"'{which}'::timestamptz"), "datetime", column=node.column)
+            return Typed(_INFINITY[which], "datetime", column=node.column, constant=True)
         x = args[0]
         if x.type != "time_object":
             return b.as_type(x, "datetime")
@@ -541,9 +603,14 @@ def _minmax(which: str) -> Callable[..., Typed]:
 
 def _totaloffset(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     _arity(node, args, 1)
-    ts = b.as_type(args[0], "datetime").expr
-    # Times are stored normalised to UTC, so every offset is 0 (NULL stays NULL).
-    return Typed(sql.SQL("(CASE WHEN {} IS NULL THEN NULL ELSE 0 END)").format(ts), "int", column=node.column)
+    x = b.as_type(args[0], "datetime")
+    if x.offset is not None:  # a date-time literal keeps the offset it was written with
+        return Typed(b.params.add(x.offset, "bigint"), "int", column=node.column, constant=True)
+    # Stored times (and now()) are normalised to UTC, so their offset is 0 (NULL stays NULL).
+    return Typed(sql.SQL("(CASE WHEN {} IS NULL THEN NULL ELSE 0 END)").format(x.expr), "int", column=node.column)
+
+
+_DE9IM = re.compile(r"[TF*012]{9}", re.IGNORECASE)
 
 
 def _geo_function(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
@@ -561,8 +628,12 @@ def _geo_function(b: ExprBuilder, node: ast.Call, args: list[Typed]) -> Typed:
     if name == "st_relate":
         _arity(node, args, 3)
         pattern = args[2]
-        if pattern.type != "string":
-            raise _err("st_relate() takes a DE-9IM pattern string as third argument", pattern.column)
+        # a DE-9IM pattern literal, checked here: PostGIS reports a malformed one as an internal error
+        if pattern.type != "string" or pattern.literal is None or not _DE9IM.fullmatch(pattern.literal):
+            raise _err(
+                "st_relate() takes a DE-9IM pattern as third argument: 9 of T F * 0 1 2, such as 'T*F**F***'",
+                pattern.column,
+            )
         if not b.features.postgis:
             raise _err("st_relate() needs PostGIS, which this server lacks", node.column, NotImplementedQuery)
         return Typed(
@@ -676,7 +747,7 @@ def _round(template: str) -> Callable[..., Typed]:
     return handler
 
 
-_UTC = "(({0}) AT TIME ZONE 'UTC')"
+_UTC = "(({0}) AT TIME ZONE {1})"  # {1}: 'UTC', or a literal's own offset
 _FUNCTIONS: dict[str, Callable[..., Typed]] = {
     # string
     "substringof": _string_fn("(strpos({1}, {0}) > 0)", "bool", (2,), ("string",)),

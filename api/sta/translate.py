@@ -153,6 +153,56 @@ def _check_top(value: int | None, limits: Limits) -> int:
     return min(value, limits.max_top)
 
 
+def _weight(plan: Plan) -> int:
+    """Entities one row of ``plan`` builds at most: itself and its expansions, nested."""
+    return 1 + sum((e.top if e.relation.many else 1) * _weight(e.plan) for e in plan.expands.values())
+
+
+def _least_weight(plan: Plan) -> int:
+    """:func:`_weight` with every expanded collection cut to one entity (or none, for $top=0)."""
+    return 1 + sum((min(e.top, 1) if e.relation.many else 1) * _least_weight(e.plan) for e in plan.expands.values())
+
+
+def fit_budget(plan: Plan, top: int, limits: Limits, *, single: bool = False) -> int:
+    """Cut pages until ``top`` rows of ``plan`` build at most ``limits.max_entities`` entities.
+
+    Each level's ``$top`` is capped on its own, so ``$top=10000&$expand=Observations($top=10000)``
+    would build 10^8 entities. Server-driven paging lets any page be shorter than its ``$top``
+    as long as it has a next link, so the outermost pages are cut first (the response's own page,
+    then expanded collections, level by level, in request order), each to the largest size that
+    fits: a client that follows the next links gets everything. Mutates the plan's expansions and
+    returns the page size. When one entity's expansions exceed the budget even with one entity
+    per expanded collection, nothing can be cut: that is a 400.
+    """
+    budget = limits.max_entities
+    if (1 if single else min(top, 1)) * _least_weight(plan) > budget:
+        raise QueryError(
+            f"this $expand builds at least {_least_weight(plan)} entities for each {plan.entity.name}, "
+            f"and one response holds at most {budget}: expand fewer collections or levels",
+            parameter="$expand",
+        )
+    if not single:
+        weight = _weight(plan)
+        if top * weight <= budget:
+            return top
+        if weight <= budget:
+            return budget // weight
+        top = 1
+    # one entity alone is over the budget: cut its expanded collections, outermost level first
+    frontier: list[tuple[int, Plan]] = [(1, plan)]
+    while frontier:  # each level once; ends within the expansion depth
+        following: list[tuple[int, Plan]] = []
+        for times, level in frontier:
+            for e in level.expands.values():
+                if e.relation.many and e.top > 1 and _weight(plan) > budget:
+                    each = times * _weight(e.plan)
+                    room = budget - (_weight(plan) - e.top * each)
+                    e.top = max(1, min(e.top, room // each))
+                following.append((times * (e.top if e.relation.many else 1), e.plan))
+        frontier = following
+    return top
+
+
 class Translator:
     """Turns (resource path, query options) into :class:`Query` objects for one server.
 
@@ -174,7 +224,7 @@ class Translator:
         b = self._builder()
         scope = scope_of(steps, b.params)
         plan = self._plan(scope.entity, options, b)
-        top = _check_top(options.top, self.limits)
+        top = fit_budget(plan, _check_top(options.top, self.limits), self.limits)
         skip = options.skip or 0
         where = self._where(b, scope.entity, "a0", scope.condition, options.filter)
         order = self._order(b, scope.entity, "a0", options.orderby, scope.pinned)
@@ -201,6 +251,7 @@ class Translator:
         b = self._builder()
         scope = scope_of(steps, b.params)
         plan = self._plan(scope.entity, options, b)
+        fit_budget(plan, 1, self.limits, single=True)
         where = self._where(b, scope.entity, "a0", scope.condition, None)
         order = self._order(b, scope.entity, "a0", (), scope.pinned)
         base = b.params.add(base_url, "text")
@@ -501,5 +552,6 @@ __all__ = [
     "Scope",
     "ServerFeatures",
     "Translator",
+    "fit_budget",
     "scope_of",
 ]

@@ -91,8 +91,23 @@ def result_columns(value: Any) -> dict[str, Any]:
     return columns
 
 
+def _check_text(value: Any, where: str) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL (U+0000): say so, and where, before the store refuses it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BodyError(where, "text cannot contain NUL (U+0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, where)
+            _check_text(item, _at(where, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}[{index}]")
+
+
 def property_columns(prop: em.Property, value: Any, where: str) -> dict[str, Any]:
     """One property's value as column values; raises :class:`BodyError` when it does not fit."""
+    _check_text(value, where)
     if prop.type is em.PropType.RESULT:
         return result_columns(value)
     if value is None:

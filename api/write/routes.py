@@ -128,6 +128,8 @@ def _run(context: StaContext, work: Callable[[Writer], Any], notify: Notify | No
             raise ApiError(exc.code, exc.message) from exc
         except BodyError as exc:
             raise ApiError(400, exc.message, parameter=exc.where or None) from exc
+        except psycopg.DataError as exc:  # a value the database cannot hold: the client's, nothing stored
+            raise ApiError(400, f"a value cannot be stored: {exc.diag.message_primary or exc}") from exc
     if notify is not None:
         deferred = DEFERRED.get()
         if deferred is not None:

@@ -271,6 +271,40 @@ def test_delete_sensor_and_feature_cascade(client: TestClient) -> None:
     assert get(client, f"Things({thing['@iot.id']})")["name"] == "oven"
 
 
+def test_delete_observed_property_cascades_to_its_datastreams_and_observations(client: TestClient) -> None:
+    """OGC 18-088 table 25: deleting an ObservedProperty deletes its Datastreams, and so their Observations."""
+    thing = post(client, "Things", thing_body())
+    tid = thing["@iot.id"]
+    first = get(client, f"Things({tid})/Datastreams?$expand=ObservedProperty,Sensor")["value"][0]
+    prop, sensor = first["ObservedProperty"]["@iot.id"], first["Sensor"]["@iot.id"]
+
+    def datastream(observed_property: dict[str, Any], time: str) -> tuple[int, int]:
+        body = {
+            "name": "another", "description": "d", "unitOfMeasurement": UOM, "observationType": MEASUREMENT,
+            "Thing": {"@iot.id": tid}, "Sensor": {"@iot.id": sensor}, "ObservedProperty": observed_property,
+            "Observations": [{"phenomenonTime": time, "result": 1}],
+        }  # fmt: skip
+        ds = post(client, "Datastreams", body)["@iot.id"]
+        return ds, get(client, f"Datastreams({ds})/Observations")["value"][0]["@iot.id"]
+
+    same = datastream({"@iot.id": prop}, "2024-05-01T00:00:00Z")
+    other = datastream({"name": "Humidity", "definition": "urn:h", "description": "wet"}, "2024-05-01T00:00:00Z")
+    gone = [(first["@iot.id"], get(client, f"Datastreams({first['@iot.id']})/Observations")["value"][0]["@iot.id"]),
+            same]  # fmt: skip
+    assert get(client, f"ObservedProperties({prop})/Datastreams?$count=true")["@iot.count"] == 2
+
+    assert client.delete(f"/v1.1/ObservedProperties({prop})").status_code == 200
+    assert client.get(f"/v1.1/ObservedProperties({prop})").status_code == 404
+    for ds, obs in gone:
+        assert client.get(f"/v1.1/Datastreams({ds})").status_code == 404
+        assert client.get(f"/v1.1/Observations({obs})").status_code == 404
+    # what does not depend on it stays: the other Datastream and its Observation, the Thing, the Sensor
+    assert [d["@iot.id"] for d in get(client, f"Things({tid})/Datastreams")["value"]] == [other[0]]
+    assert get(client, f"Observations({other[1]})")["result"] == 1
+    assert get(client, f"Sensors({sensor})/Datastreams?$count=true")["@iot.count"] == 1
+    assert get(client, f"Things({tid})/Locations?$count=true")["@iot.count"] == 1
+
+
 def test_service_root_names_the_write_classes(client: TestClient) -> None:
     root = get(client, "")
     conformance = root["serverSettings"]["conformance"]

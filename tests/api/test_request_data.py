@@ -126,6 +126,28 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Things", "not (Datastreams/name eq 'PM10 Bodø')", [2, 3]),
     ("/Things", "id eq 2 or @iot.id eq 3", [2, 3]),
     ("/Observations", "FeatureOfInterest/id eq '2' and result eq true", [201]),
+    # null as OData has it: equal to itself only, so ne and not include what is missing or null
+    ("/Things", "properties/stationKind ne 'reference'", [2, 3]),
+    ("/Things", "not (properties/stationKind eq 'reference')", [2, 3]),
+    ("/Things", "(properties/stationKind eq 'reference') eq false", [2, 3]),
+    ("/Datastreams(2)/Observations", "resultTime ne 2024-01-01T00:05:00Z", [101, 102, 103]),
+    ("/Datastreams(2)/Observations", "not (result gt 5)", [101, 103]),
+    ("/Datastreams(3)/Observations", "result ne 'sensor fault'", [201, 202, 204]),
+    ("/Datastreams", "not (phenomenonTime ge 2024-01-01T12:00:00Z)", [1, 2, 3, 4]),
+    ("/Datastreams", "not (phenomenonTime eq 2024-01-01T00:00:00Z)", [1, 2, 3, 4]),
+    ("/Things", "description gt null or description lt null", []),
+    ("/Observations", "result ge null", [103]),
+    # a time minus a time is a duration (and so is a date minus a date)
+    ("/Datastreams(1)/Observations", "resultTime sub phenomenonTime eq duration'PT5M'", DS1),
+    ("/Datastreams(1)/Observations", "phenomenonTime sub 2024-01-01T00:00:00Z lt duration'PT2H'", [1, 2]),
+    ("/Datastreams(1)/Observations",
+     "phenomenonTime sub 2024-01-01T00:00:00Z eq duration'PT1H' add duration'PT1H'", [3]),
+    ("/Things", "2024-03-01 sub 2024-02-01 eq duration'P29D'", [1, 2, 3]),
+    ("/Datastreams(2)/Observations", "resultTime sub phenomenonTime eq null", [101, 102, 103]),
+    # a date-time literal keeps its own offset
+    ("/Things", "totaloffsetminutes(2024-01-01T00:00:00+01:00) eq 60", [1, 2, 3]),
+    ("/Things", "hour(2024-01-01T10:00:00+01:00) eq 10 and date(2024-01-01T00:30:00+01:00) eq 2024-01-01",
+     [1, 2, 3]),
 ]  # fmt: skip
 
 
