@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -53,17 +54,28 @@ def _with_dbname(url: str, dbname: str) -> str:
     return make_conninfo("", **params)
 
 
+@contextmanager
+def own_database(server_url: str, prefix: str = "bydata_test", *, timezone: str | None = None) -> Iterator[str]:
+    """An empty database of its own (sessions in ``timezone`` if given); dropped with its connections after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        if timezone is not None:
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} SET timezone = {}").format(sql.Identifier(name), sql.Literal(timezone))
+            )
+    try:
+        yield _with_dbname(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def scratch_db(pg_server_url: str) -> Iterator[str]:
     """An empty database of its own; dropped (with its connections) afterwards."""
-    name = f"bydata_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_dbname(pg_server_url, name)
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with own_database(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,48 +6,44 @@ and PostGIS, ``plain`` is plain PostgreSQL (point geometry without PostGIS).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.app import create_app
 from store.migrations import upgrade
 from tests.api import sample
+from tests.conftest import own_database
 
 BASE = "http://sta.test"
 ROOT = BASE + "/v1.1"
 
 
-def _database(server_url: str, *, extensions: bool) -> Iterator[str]:
-    name = f"bydata_sta_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
-    url = make_conninfo("", **params)
-    try:
+@contextmanager
+def sample_database(
+    server_url: str, prefix: str = "bydata_sta", *, extensions: bool = True, timezone: str | None = None
+) -> Iterator[str]:
+    """A database of its own at the current schema, loaded with the sample data; dropped after."""
+    with own_database(server_url, prefix, timezone=timezone) as url:
         with psycopg.connect(url) as conn:
             upgrade(conn, timescaledb=extensions, postgis=extensions)
         sample.load(url)
         yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
 def sta_full_db(pg_server_url: str) -> Iterator[str]:
-    yield from _database(pg_server_url, extensions=True)
+    with sample_database(pg_server_url, extensions=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def sta_plain_db(pg_server_url: str) -> Iterator[str]:
-    yield from _database(pg_server_url, extensions=False)
+    with sample_database(pg_server_url, extensions=False) as url:
+        yield url
 
 
 def _client(url: str) -> Iterator[TestClient]:

@@ -16,7 +16,6 @@ through the same parser; their subscriptions are checked too.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,7 +26,6 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import api.app
 from api.errors import ApiError
@@ -36,10 +34,8 @@ from api.sta.data_array import plan_items
 from api.sta.odata.parser import QueryError
 from api.sta.routes import plan_request
 from api.sta.translate import PathNotFound, PathStep, ServerFeatures, Translator
-from store.migrations import upgrade
 from store.sta import configure_connection
-from tests.api import sample
-from tests.api.conftest import BASE, ROOT
+from tests.api.conftest import BASE, ROOT, sample_database
 
 SENTINELS = [
     "x'); DROP TABLE things; --",
@@ -310,31 +306,18 @@ class Recorder:
 @pytest.fixture(scope="module")
 def recorded(pg_server_url: str) -> Iterator[tuple[TestClient, Recorder, str]]:
     """The API on its own copy of the sample data (this module writes), every statement recorded."""
-    name = f"bydata_inj_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    url = make_conninfo("", **params)
     recorder = Recorder()
 
     def configure(conn: psycopg.Connection[Any]) -> None:
         configure_connection(conn)
         conn.cursor_factory = recorder.cursor_factory()
 
-    try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
-        sample.load(url)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(api.app, "configure_connection", configure)
-            app = api.app.create_app(url, pool_min=1, pool_max=2, public_url=BASE)
-            with TestClient(app, base_url=BASE) as client:
-                recorder.texts.clear()
-                yield client, recorder, url
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with sample_database(pg_server_url, "bydata_inj") as url, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(api.app, "configure_connection", configure)
+        app = api.app.create_app(url, pool_min=1, pool_max=2, public_url=BASE)
+        with TestClient(app, base_url=BASE) as client:
+            recorder.texts.clear()
+            yield client, recorder, url
 
 
 def _status_ok(outcome: Outcome, status: int, sentinel: str) -> bool:

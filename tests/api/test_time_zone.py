@@ -8,7 +8,6 @@ became a time in the session zone would start at 23:00Z the day before.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,17 +15,13 @@ import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api.app import create_app
 from api.sta.odata.parser import parse_query_options
 from api.sta.resource_path import parse_resource_path
 from api.sta.translate import ServerFeatures, Translator
 from store.features import detect
-from store.migrations import upgrade
-from tests.api import sample
-from tests.api.conftest import BASE, ROOT
+from tests.api.conftest import BASE, ROOT, sample_database
 
 ZONE = "Europe/Oslo"
 
@@ -34,21 +29,8 @@ ZONE = "Europe/Oslo"
 @pytest.fixture(scope="module")
 def oslo_db(pg_server_url: str) -> Iterator[str]:
     """The sample data in a database whose sessions default to Europe/Oslo."""
-    name = f"bydata_tz_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("ALTER DATABASE {} SET timezone = {}").format(sql.Identifier(name), sql.Literal(ZONE)))
-    params = conninfo_to_dict(pg_server_url)
-    params["dbname"] = name
-    url = make_conninfo("", **params)
-    try:
-        with psycopg.connect(url) as conn:
-            upgrade(conn)
-        sample.load(url)
+    with sample_database(pg_server_url, "bydata_tz", timezone=ZONE) as url:
         yield url
-    finally:
-        with psycopg.connect(pg_server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
