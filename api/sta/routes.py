@@ -200,6 +200,22 @@ def _single(context: StaContext, planned: Planned) -> Response:
 
 
 def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
+    chunks, entities = collection_body(context, planned, request.url.path.split(PREFIX + "/", 1)[1])
+    if entities <= render.CHUNK:  # one chunk: a plain response costs less than a stream
+        return Response(b"".join(chunks), media_type="application/json")
+
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return StreamingResponse(stream(), media_type="application/json")
+
+
+def collection_body(context: StaContext, planned: Planned, rest: str) -> tuple[Iterator[bytes], int]:
+    """The body of a collection page as chunks, and how many entities it holds.
+
+    ``rest``: the request's path after ``/v1.1/`` (the next link repeats it).
+    """
     path, query, options = planned.path, planned.query, planned.options
     rows = _run(context, planned)
     if not rows and any(step.id is not None for step in path.steps):
@@ -213,17 +229,8 @@ def _collection(request: Request, context: StaContext, planned: Planned) -> Resp
     more = len(rows) > query.top  # the statement asks for one row more than the page
     rows = rows[: query.top]
     if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
-        url = f"{context.base_url}/{request.url.path.split(PREFIX + '/', 1)[1]}"
-        next_url = links.next_link(url, options.raw, query.top, query.skip + query.top)
-    chunks = render.collection_chunks(rows, count=count, next_url=next_url)
-    if len(rows) <= render.CHUNK:  # one chunk: a plain response costs less than a stream
-        return Response(b"".join(chunks), media_type="application/json")
-
-    async def stream() -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    return StreamingResponse(stream(), media_type="application/json")
+        next_url = links.next_link(f"{context.base_url}/{rest}", options.raw, query.top, query.skip + query.top)
+    return render.collection_chunks(rows, count=count, next_url=next_url), len(rows)
 
 
 # ---- routes -------------------------------------------------------------------------------
