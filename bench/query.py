@@ -321,6 +321,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             return url, {"x": x, "t0": t0, "t1": t1}
 
+        questions: dict[str, tuple[str, Any, sql.SQL, list[str]]] = {
+            "a": ("a: one Datastream, one day, raw", q_a, bench_data.RAW_DAY, ["id", "phenomenonTime", "result"]),
+            "b": (
+                f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
+                q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"],
+            ),
+            "c": (
+                "c: latest Observation of every Datastream ($expand ... $top=1)",
+                q_c, bench_data.LATEST_PER_DATASTREAM, ["id", "name", "obs_id", "phenomenonTime", "result"],
+            ),
+            "d": (
+                "d: $filter on result and time across all Datastreams, $top=100",
+                q_d, bench_data.FILTER_RESULT_TIME, ["id", "datastream", "phenomenonTime", "result"],
+            ),
+        }  # fmt: skip
         results = []
         with (
             api_server(db_url) as base,
@@ -328,33 +343,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             psycopg.connect(db_url, autocommit=True) as conn,
         ):
             inproc = InProcess(db_url, base)
-            results.append(
-                measure(
-                    "a: one Datastream, one day, raw",
-                    client, conn, args.iterations, q_a, bench_data.RAW_DAY,
-                    ["id", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
-                    client, conn, args.iterations, q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    "c: latest Observation of every Datastream ($expand ... $top=1)",
-                    client, conn, args.iterations, q_c, bench_data.LATEST_PER_DATASTREAM,
-                    ["id", "name", "obs_id", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    "d: $filter on result and time across all Datastreams, $top=100",
-                    client, conn, args.iterations, q_d, bench_data.FILTER_RESULT_TIME,
-                    ["id", "datastream", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
+            for key in args.questions:
+                name, make, statement, columns = questions[key]
+                results.append(measure(name, client, conn, args.iterations, make, statement, columns, inproc))
             inproc.close()
         report["span_days"] = span.days
         report["results"] = results
@@ -367,6 +358,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datastreams", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument(
+        "--questions", default="abcd", type=lambda v: [q for q in v if q in "abcd"], help="which of a-d to ask"
+    )
     parser.add_argument("--server-url", default=None, help="PostgreSQL server URL (a scratch database is made on it)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is reported)")
     parser.add_argument("--database-url", default=None, help="measure this database, loaded by an earlier --keep run")

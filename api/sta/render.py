@@ -14,8 +14,8 @@ import orjson
 CHUNK = 500  # entities per streamed chunk
 
 
-def collection_chunks(rows: Sequence[str], *, count: int | None, next_url: str | None) -> Iterator[bytes]:
-    """The body of a collection response; ``rows`` are the entities' JSON texts."""
+def collection_chunks(rows: Sequence[bytes], *, count: int | None, next_url: str | None) -> Iterator[bytes]:
+    """The body of a collection response; ``rows`` are the entities' JSON texts (UTF-8)."""
     head: dict[str, object] = {}
     if count is not None:
         head["@iot.count"] = count
@@ -23,6 +23,5 @@ def collection_chunks(rows: Sequence[str], *, count: int | None, next_url: str |
         head["@iot.nextLink"] = next_url
     yield orjson.dumps(head)[:-1] + (b',"value":[' if head else b'"value":[')
     for start in range(0, len(rows), CHUNK):
-        text = ",".join(rows[start : start + CHUNK])
-        yield (b"," if start else b"") + text.encode()
+        yield (b"," if start else b"") + b",".join(rows[start : start + CHUNK])
     yield b"]}"

@@ -82,8 +82,10 @@ def _root(request: Request) -> Response:
     return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
 
 
-def _run(context: StaContext, planned: Planned) -> list[Any]:
-    return _fetch(context, planned.statement, planned.query.params)
+def _run(context: StaContext, planned: Planned) -> list[bytes]:
+    """The planned statement's rows: each an entity's JSON text (UTF-8)."""
+    with _database_errors(), context.pool.connection() as conn:
+        return store.fetch_texts(conn, planned.statement, planned.query.params)
 
 
 @contextmanager
@@ -99,17 +101,14 @@ def _database_errors() -> Iterator[None]:
         raise ApiError(503, f"the database is unavailable or busy ({type(exc).__name__}); try again") from exc
 
 
-def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
-    with _database_errors(), context.pool.connection() as conn:
-        return store.fetch_column(conn, statement, params)
-
-
-def _count(context: StaContext, query: SqlQuery) -> int | None:
+def _count(context: StaContext, query: SqlQuery, conn: psycopg.Connection[Any] | None = None) -> int | None:
     """``@iot.count``: the same rows as the page, counted, when ``$count=true`` asked for it."""
     if query.count_statement is None:
         return None
-    with _database_errors(), context.pool.connection() as conn:
+    if conn is not None:
         return int(store.fetch_scalar(conn, query.count_statement, query.params))
+    with _database_errors(), context.pool.connection() as own:
+        return int(store.fetch_scalar(own, query.count_statement, query.params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +195,7 @@ def _single(context: StaContext, planned: Planned) -> Response:
     rows = _run(context, planned)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in planned.path.steps)}")
-    return Response(rows[0].encode(), media_type="application/json")
+    return Response(rows[0], media_type="application/json")
 
 
 def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
@@ -217,14 +216,15 @@ def collection_body(context: StaContext, planned: Planned, rest: str) -> tuple[I
     ``rest``: the request's path after ``/v1.1/`` (the next link repeats it).
     """
     path, query, options = planned.path, planned.query, planned.options
-    rows = _run(context, planned)
-    if not rows and any(step.id is not None for step in path.steps):
-        parent = path.steps[:-1]
-        if parent:
-            check = context.translator.exists(parent)
-            if not _fetch(context, check.statement, check.params):
-                raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
-    count = _count(context, query)
+    with _database_errors(), context.pool.connection() as conn:  # one checkout for page, 404 check and count
+        rows = store.fetch_texts(conn, planned.statement, query.params)
+        if not rows and any(step.id is not None for step in path.steps):
+            parent = path.steps[:-1]
+            if parent:
+                check = context.translator.exists(parent)
+                if store.fetch_scalar(conn, check.statement, check.params) is None:
+                    raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
+        count = _count(context, query, conn)
     next_url = None
     more = len(rows) > query.top  # the statement asks for one row more than the page
     rows = rows[: query.top]
