@@ -148,8 +148,8 @@ class InProcess:
             return len(body)
         rest = parts.path.split(routes.PREFIX + "/", 1)[1]
         planned = self.context.planner(rest, items)
-        chunks, _ = routes.collection_body(self.context, planned, rest)
-        return len(b"".join(chunks))
+        chunks = routes.collection_body(self.context, planned, rest)
+        return len(b"".join(chunks)) if len(chunks) > 1 else len(chunks[0])
 
     def close(self) -> None:
         self.pool.close()

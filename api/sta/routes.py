@@ -199,9 +199,9 @@ def _single(context: StaContext, planned: Planned) -> Response:
 
 
 def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
-    chunks, entities = collection_body(context, planned, request.url.path.split(PREFIX + "/", 1)[1])
-    if entities <= render.CHUNK:  # one chunk: a plain response costs less than a stream
-        return Response(b"".join(chunks), media_type="application/json")
+    chunks = collection_body(context, planned, request.url.path.split(PREFIX + "/", 1)[1])
+    if len(chunks) == 1:  # up to render.CHUNK_BYTES: a plain response costs less than a stream
+        return Response(chunks[0], media_type="application/json")
 
     async def stream() -> AsyncIterator[bytes]:
         for chunk in chunks:
@@ -210,8 +210,8 @@ def _collection(request: Request, context: StaContext, planned: Planned) -> Resp
     return StreamingResponse(stream(), media_type="application/json")
 
 
-def collection_body(context: StaContext, planned: Planned, rest: str) -> tuple[Iterator[bytes], int]:
-    """The body of a collection page as chunks, and how many entities it holds.
+def collection_body(context: StaContext, planned: Planned, rest: str) -> list[bytes]:
+    """The body of a collection page as chunks (:func:`render.collection_chunks`).
 
     ``rest``: the request's path after ``/v1.1/`` (the next link repeats it).
     """
@@ -230,7 +230,7 @@ def collection_body(context: StaContext, planned: Planned, rest: str) -> tuple[I
     rows = rows[: query.top]
     if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
         next_url = links.next_link(f"{context.base_url}/{rest}", options.raw, query.top, query.skip + query.top)
-    return render.collection_chunks(rows, count=count, next_url=next_url), len(rows)
+    return render.collection_chunks(rows, count=count, next_url=next_url)
 
 
 # ---- routes -------------------------------------------------------------------------------
