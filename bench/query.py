@@ -148,8 +148,7 @@ class InProcess:
             return len(body)
         rest = parts.path.split(routes.PREFIX + "/", 1)[1]
         planned = self.context.planner(rest, items)
-        chunks = routes.collection_body(self.context, planned, rest)
-        return len(b"".join(chunks)) if len(chunks) > 1 else len(chunks[0])
+        return len(b"".join(routes.collection_body(self.context, planned, rest)))
 
     def close(self) -> None:
         self.pool.close()
