@@ -35,21 +35,19 @@ def create_pool(
 ) -> ConnectionPool:
     """An open pool that checks connections on checkout, so a restarted server heals the pool.
 
-    The check is a round trip to the server; a connection given back in good order less than
-    :data:`RECENTLY_USED_S` ago skips it (under steady traffic, nearly every checkout): a server
-    that went away in that second costs one request a 503 ("try again"), and the pool drops the
-    broken connection when it comes back.
+    The check is a round trip to the server; a connection handed out less than
+    :data:`RECENTLY_USED_S` ago skips it (under steady traffic, nearly every checkout). It came
+    back in good order (the pool drops broken ones), so it worked moments ago; a server that
+    went away in that second costs one request a 503 ("try again").
     """
-    returned: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+    handed_out: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 
     def check(conn: psycopg.Connection[Any]) -> None:
-        at = returned.pop(conn, None)
-        if at is not None and time.monotonic() - at < RECENTLY_USED_S and conn.pgconn.status == pq.ConnStatus.OK:
-            return
-        ConnectionPool.check_connection(conn)
-
-    def reset(conn: psycopg.Connection[Any]) -> None:
-        returned[conn] = time.monotonic()
+        now = time.monotonic()
+        at = handed_out.get(conn)
+        if at is None or now - at >= RECENTLY_USED_S or conn.pgconn.status != pq.ConnStatus.OK:
+            ConnectionPool.check_connection(conn)
+        handed_out[conn] = now
 
     pool = ConnectionPool(
         url,
@@ -59,7 +57,6 @@ def create_pool(
         open=False,
         check=check,
         configure=configure,
-        reset=reset,
     )
     pool.open(wait=min_size > 0, timeout=30)
     return pool
