@@ -54,6 +54,44 @@ from store.migrations import upgrade
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
+# Extra baselines, reported beside (never instead of) the questions' own SQL: the same rows
+# with every field the API returns (no links), serialised the same way.
+OBSERVATION_COLUMNS = [
+    "id", "phenomenonTime", "phenomenonTimeEnd", "resultTime", "resultNumber", "resultBoolean", "resultText",
+    "resultJson", "resultQuality", "qualityFlags", "validTimeStart", "validTimeEnd", "parameters",
+]  # fmt: skip
+LATEST_PER_DATASTREAM_ALL_FIELDS = sql.SQL(
+    "SELECT d.id, d.name, d.description, d.unit_of_measurement, d.observation_type, d.observed_area,"
+    " d.phenomenon_time_start, d.phenomenon_time_end, d.result_time_start, d.result_time_end, d.properties,"
+    " o.id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number, o.result_boolean,"
+    " o.result_text, o.result_json, o.result_quality, o.quality_flags, o.valid_time_start, o.valid_time_end,"
+    " o.parameters"
+    " FROM datastreams d CROSS JOIN LATERAL (SELECT * FROM observations o WHERE o.datastream_id = d.id"
+    " ORDER BY o.phenomenon_time DESC LIMIT 1) o ORDER BY d.id LIMIT 1000"
+)
+DATASTREAM_COLUMNS = [
+    "id", "name", "description", "unitOfMeasurement", "observationType", "observedArea", "phenomenonTimeStart",
+    "phenomenonTimeEnd", "resultTimeStart", "resultTimeEnd", "properties",
+]  # fmt: skip
+FILTER_RESULT_TIME_ALL_FIELDS = sql.SQL(
+    "SELECT o.id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number, o.result_boolean,"
+    " o.result_text, o.result_json, o.result_quality, o.quality_flags, o.valid_time_start, o.valid_time_end,"
+    " o.parameters FROM observations o"
+    " WHERE o.result_number > %(x)s AND o.phenomenon_time >= %(t0)s AND o.phenomenon_time < %(t1)s"
+    " ORDER BY o.phenomenon_time, o.id LIMIT 100"
+)
+
+
+def _latest_all_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    n = len(DATASTREAM_COLUMNS)
+    out = dict(zip(DATASTREAM_COLUMNS, row[:n], strict=True))
+    out["Observations"] = [dict(zip(OBSERVATION_COLUMNS, row[n:], strict=True))]
+    return out
+
+
+def _observation_all_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(OBSERVATION_COLUMNS, row, strict=True))
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -163,15 +201,17 @@ def measure(  # noqa: PLR0917 - one benchmark question
     statement: sql.SQL | sql.Composed,
     columns: list[str],
     inproc: InProcess,
+    all_fields: tuple[sql.SQL, Callable[[tuple[Any, ...]], dict[str, Any]]] | None = None,
     warmup: int = 5,
 ) -> dict[str, Any]:
     """Each way asks the same seeded sequence of questions, interleaved: every iteration runs
     one request of each way in a shuffled order, so load from other work on the machine falls
     on all of them alike. ``http_floor`` is ``GET /v1.1`` (the service root, no database): what
-    any request over HTTP costs before its own work.
+    any request over HTTP costs before its own work. ``all_fields``: an extra baseline, the same
+    rows with every field the API returns (its SQL, and a row's JSON object), reported beside.
     """
     expected_rows: list[int] = []
-    rngs = {way: random.Random(7) for way in ("sta", "sta_without_http", "sql", "sql_serialised")}
+    rngs = {way: random.Random(7) for way in ("sta", "sta_without_http", "sql", "sql_serialised", "all_fields")}
     size = 0
 
     def in_process() -> None:
@@ -201,6 +241,15 @@ def measure(  # noqa: PLR0917 - one benchmark question
     ways: dict[str, Callable[[], None]] = {
         "sta": api, "sta_without_http": in_process, "sql": raw, "sql_serialised": raw_serialised, "http_floor": floor,
     }  # fmt: skip
+    if all_fields is not None:
+        wide, shape = all_fields
+
+        def wide_serialised() -> None:
+            _, params = make(rngs["all_fields"])
+            rows = conn.execute(wide, params).fetchall()
+            orjson.dumps({"value": [shape(r) for r in rows]})
+
+        ways["sql_all_fields_serialised"] = wide_serialised
     samples: dict[str, list[float]] = {way: [] for way in ways}
     order = list(ways)
     shuffle = random.Random(11)
@@ -225,6 +274,11 @@ def measure(  # noqa: PLR0917 - one benchmark question
         "p95_ratio_to_sql_serialised": ratio("sta", "sql_serialised"),
         "p95_ratio_without_http_to_sql_serialised": ratio("sta_without_http", "sql_serialised"),
         "p50_ratio_to_sql_serialised": ratio("sta", "sql_serialised", "p50_ms"),
+        **(
+            {"p95_ratio_to_sql_all_fields_serialised": ratio("sta", "sql_all_fields_serialised")}
+            if all_fields is not None
+            else {}
+        ),
     }
 
 
@@ -321,19 +375,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             return url, {"x": x, "t0": t0, "t1": t1}
 
-        questions: dict[str, tuple[str, Any, sql.SQL, list[str]]] = {
-            "a": ("a: one Datastream, one day, raw", q_a, bench_data.RAW_DAY, ["id", "phenomenonTime", "result"]),
+        questions: dict[str, tuple[str, Any, sql.SQL, list[str], Any]] = {
+            "a": ("a: one Datastream, one day, raw", q_a, bench_data.RAW_DAY, ["id", "phenomenonTime", "result"], None),
             "b": (
                 f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
-                q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"],
+                q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"], None,
             ),
             "c": (
                 "c: latest Observation of every Datastream ($expand ... $top=1)",
                 q_c, bench_data.LATEST_PER_DATASTREAM, ["id", "name", "obs_id", "phenomenonTime", "result"],
+                (LATEST_PER_DATASTREAM_ALL_FIELDS, _latest_all_fields),
             ),
             "d": (
                 "d: $filter on result and time across all Datastreams, $top=100",
                 q_d, bench_data.FILTER_RESULT_TIME, ["id", "datastream", "phenomenonTime", "result"],
+                (FILTER_RESULT_TIME_ALL_FIELDS, _observation_all_fields),
             ),
         }  # fmt: skip
         results = []
@@ -344,8 +400,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ):
             inproc = InProcess(db_url, base)
             for key in args.questions:
-                name, make, statement, columns = questions[key]
-                results.append(measure(name, client, conn, args.iterations, make, statement, columns, inproc))
+                name, make, statement, columns, wide = questions[key]
+                results.append(measure(name, client, conn, args.iterations, make, statement, columns, inproc, wide))
             inproc.close()
         report["span_days"] = span.days
         report["results"] = results
