@@ -158,10 +158,10 @@ class Planner:
 
     Requests that differ only in entity ids and ``$filter`` date-times (:mod:`api.sta.shapes`)
     share one translated statement; each gets its own values bound in the parameters that
-    held them. A shape is taken on only when translating it with two sets of stand-in values
-    gives the same statement, with each stand-in in parameters of its own, and the request's
-    own translation agrees (the translator is pure, so this is a proof for the shape); other
-    requests are cached by their text.
+    held them. The translator binds ids and date-time literals as parameters without looking
+    at them; each shape confirms it: it is taken on only when translating it with two sets of
+    stand-in values gives the same statement, with each stand-in in parameters of its own, and
+    the request's own translation agrees. Other requests are cached by their text.
     """
 
     def __init__(self, translator: Translator, base_url: str, size: int = 256) -> None:

@@ -157,8 +157,9 @@ def _check_top(value: int | None, limits: Limits) -> int:
 class _JsonText:
     """Pieces of one JSON text: constants (adjacent ones merged) and SQL expressions of type text.
 
-    Constants built from the base URL are bound as parameters (no value is written into SQL
-    text); the others, keys and punctuation from the entity model, are literals.
+    Constants holding a value (the base URL of links, a request's options in a nextLink) are
+    bound as parameters, and so is any run of constants they are merged into; the others,
+    keys and punctuation from the entity model, are literals.
     """
 
     def __init__(self, b: ExprBuilder) -> None:
@@ -427,7 +428,7 @@ class Translator:
         def link(suffix: str) -> None:  # "<base>/<Set>(<id>)<suffix>"
             text.const('"' + em.json_string_body(self_link), bound=True)
             text.value(sql.SQL("{}.id").format(a))
-            text.const(em.json_string_body(")" + suffix) + '"', bound=True)
+            text.const(em.json_string_body(")" + suffix) + '"')
 
         if plan.include_id:
             key("@iot.id")
