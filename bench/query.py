@@ -42,16 +42,55 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from api import aggregates
-from api.sta import render, routes
+from api.sta import routes
 from api.sta.translate import Limits, ServerFeatures, Translator
 from bydata.settings import get_settings
 from store import bench_data, datastream_spans
 from store import sta as store_sta
 from store.aggregates import detect_support
+from store.db import create_pool
 from store.features import detect
 from store.migrations import upgrade
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
+
+# Extra baselines, reported beside (never instead of) the questions' own SQL: the same rows
+# with every field the API returns (no links), serialised the same way.
+OBSERVATION_COLUMNS = [
+    "id", "phenomenonTime", "phenomenonTimeEnd", "resultTime", "resultNumber", "resultBoolean", "resultText",
+    "resultJson", "resultQuality", "qualityFlags", "validTimeStart", "validTimeEnd", "parameters",
+]  # fmt: skip
+LATEST_PER_DATASTREAM_ALL_FIELDS = sql.SQL(
+    "SELECT d.id, d.name, d.description, d.unit_of_measurement, d.observation_type, d.observed_area,"
+    " d.phenomenon_time_start, d.phenomenon_time_end, d.result_time_start, d.result_time_end, d.properties,"
+    " o.id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number, o.result_boolean,"
+    " o.result_text, o.result_json, o.result_quality, o.quality_flags, o.valid_time_start, o.valid_time_end,"
+    " o.parameters"
+    " FROM datastreams d CROSS JOIN LATERAL (SELECT * FROM observations o WHERE o.datastream_id = d.id"
+    " ORDER BY o.phenomenon_time DESC LIMIT 1) o ORDER BY d.id LIMIT 1000"
+)
+DATASTREAM_COLUMNS = [
+    "id", "name", "description", "unitOfMeasurement", "observationType", "observedArea", "phenomenonTimeStart",
+    "phenomenonTimeEnd", "resultTimeStart", "resultTimeEnd", "properties",
+]  # fmt: skip
+FILTER_RESULT_TIME_ALL_FIELDS = sql.SQL(
+    "SELECT o.id, o.phenomenon_time, o.phenomenon_time_end, o.result_time, o.result_number, o.result_boolean,"
+    " o.result_text, o.result_json, o.result_quality, o.quality_flags, o.valid_time_start, o.valid_time_end,"
+    " o.parameters FROM observations o"
+    " WHERE o.result_number > %(x)s AND o.phenomenon_time >= %(t0)s AND o.phenomenon_time < %(t1)s"
+    " ORDER BY o.phenomenon_time, o.id LIMIT 100"
+)
+
+
+def _latest_all_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    n = len(DATASTREAM_COLUMNS)
+    out = dict(zip(DATASTREAM_COLUMNS, row[:n], strict=True))
+    out["Observations"] = [dict(zip(OBSERVATION_COLUMNS, row[n:], strict=True))]
+    return out
+
+
+def _observation_all_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(OBSERVATION_COLUMNS, row, strict=True))
 
 
 def _free_port() -> int:
@@ -121,49 +160,36 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(ordered) * 1000, 3), "p95_ms": round(p95 * 1000, 3)}
 
 
-def _time(fn: Callable[[], Any], iterations: int, warmup: int = 5) -> tuple[list[float], Any]:
-    last: Any = None
-    for _ in range(warmup):
-        last = fn()
-    samples = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        last = fn()
-        samples.append(time.perf_counter() - t0)
-    return samples, last
-
-
 class InProcess:
-    """The API's own work without HTTP: parse, translate, run, write the body (as a route does)."""
+    """The API's own work without HTTP, through the code the routes run: the planner cache,
+    the pool, the statement, the body (parse and translate only when the request text is new).
+    """
 
     def __init__(self, db_url: str, base: str) -> None:
-        self.conn = psycopg.connect(db_url)
-        store_sta.configure_connection(self.conn)
-        features = detect(self.conn)
-        self.translator = Translator(
-            ServerFeatures(postgis=features.postgis_installed is not None), Limits(100, 10_000)
-        )
-        self.base = base + "/v1.1"
+        self.pool = create_pool(db_url, min_size=1, max_size=2, name="bench", configure=store_sta.configure_connection)
+        with self.pool.connection() as conn:
+            features = detect(conn)
+            self.aggregate_support = detect_support(conn)
+        translator = Translator(ServerFeatures(postgis=features.postgis_installed is not None), Limits(100, 10_000))
+        self.context = routes.StaContext.create(self.pool, translator, base + routes.PREFIX)
         self.public_url = base
-        self.aggregate_support = detect_support(self.conn)
 
     def __call__(self, url: str) -> int:
         parts = urlsplit(url)
+        items = tuple(parse_qsl(parts.query, keep_blank_values=True))
         if parts.path.startswith(aggregates.PREFIX + "/Datastreams("):
             ident = int(parts.path.rsplit("(", 1)[1].rstrip(")"))
-            body = aggregates.answer(
-                self.conn, self.aggregate_support, ident, dict(parse_qsl(parts.query)),
-                max_buckets=100_000, public_url=self.public_url,
-            )  # fmt: skip
+            with self.pool.connection() as conn:
+                body = aggregates.answer(
+                    conn, self.aggregate_support, ident, dict(items), max_buckets=100_000, public_url=self.public_url
+                )
             return len(body)
-        rest = parts.path.split("/v1.1/", 1)[1]
-        planned = routes.plan_request(self.translator, self.base, rest, tuple(parse_qsl(parts.query)))
-        rows = store_sta.fetch_column(self.conn, planned.statement, planned.query.params)
-        body = b"".join(render.collection_chunks(rows[: planned.query.top], count=None, next_url=None))
-        return len(body)
+        rest = parts.path.split(routes.PREFIX + "/", 1)[1]
+        planned = self.context.planner(rest, items)
+        return len(b"".join(routes.collection_body(self.context, planned, rest)))
 
     def close(self) -> None:
-        self.conn.close()
+        self.pool.close()
 
 
 def measure(  # noqa: PLR0917 - one benchmark question
@@ -172,52 +198,87 @@ def measure(  # noqa: PLR0917 - one benchmark question
     conn: psycopg.Connection[Any],
     iterations: int,
     make: Callable[[random.Random], tuple[str, dict[str, Any]]],
-    statement: sql.Composed,
+    statement: sql.SQL | sql.Composed,
     columns: list[str],
     inproc: InProcess,
+    all_fields: tuple[sql.SQL, Callable[[tuple[Any, ...]], dict[str, Any]]] | None = None,
+    warmup: int = 5,
 ) -> dict[str, Any]:
-    """Same sequence of questions each way (seeded): HTTP, in process, raw SQL, SQL plus JSON."""
-    rng_api, rng_sql, rng_ser, rng_in = (random.Random(7) for _ in range(4))
+    """Each way asks the same seeded sequence of questions, interleaved: every iteration runs
+    one request of each way in a shuffled order, so load from other work on the machine falls
+    on all of them alike. ``http_floor`` is ``GET /v1.1`` (the service root, no database): what
+    any request over HTTP costs before its own work. ``all_fields``: an extra baseline, the same
+    rows with every field the API returns (its SQL, and a row's JSON object), reported beside.
+    """
     expected_rows: list[int] = []
+    rngs = {way: random.Random(7) for way in ("sta", "sta_without_http", "sql", "sql_serialised", "all_fields")}
+    size = 0
 
-    def in_process() -> int:
-        url, _ = make(rng_in)
-        return inproc(url)
+    def in_process() -> None:
+        url, _ = make(rngs["sta_without_http"])
+        inproc(url)
 
-    def api() -> int:
-        url, _ = make(rng_api)
+    def api() -> None:
+        nonlocal size
+        url, _ = make(rngs["sta"])
         response = client.get(url)
         response.raise_for_status()
-        return len(response.content)
+        size = len(response.content)
 
-    def raw() -> int:
-        _, params = make(rng_sql)
+    def floor() -> None:
+        client.get("/v1.1").raise_for_status()
+
+    def raw() -> None:
+        _, params = make(rngs["sql"])
         rows = conn.execute(statement, params).fetchall()
         expected_rows.append(len(rows))
-        return len(rows)
 
-    def raw_serialised() -> int:
-        _, params = make(rng_ser)
+    def raw_serialised() -> None:
+        _, params = make(rngs["sql_serialised"])
         rows = conn.execute(statement, params).fetchall()
-        return len(orjson.dumps({"value": [dict(zip(columns, r, strict=True)) for r in rows]}))
+        orjson.dumps({"value": [dict(zip(columns, r, strict=True)) for r in rows]})
 
-    sql_samples, _ = _time(raw, iterations)
-    ser_samples, _ = _time(raw_serialised, iterations)
-    api_samples, size = _time(api, iterations)
-    in_samples, _ = _time(in_process, iterations)
-    sta, base, ser = _percentiles(api_samples), _percentiles(sql_samples), _percentiles(ser_samples)
-    inp = _percentiles(in_samples)
+    ways: dict[str, Callable[[], None]] = {
+        "sta": api, "sta_without_http": in_process, "sql": raw, "sql_serialised": raw_serialised, "http_floor": floor,
+    }  # fmt: skip
+    if all_fields is not None:
+        wide, shape = all_fields
+
+        def wide_serialised() -> None:
+            _, params = make(rngs["all_fields"])
+            rows = conn.execute(wide, params).fetchall()
+            orjson.dumps({"value": [shape(r) for r in rows]})
+
+        ways["sql_all_fields_serialised"] = wide_serialised
+    samples: dict[str, list[float]] = {way: [] for way in ways}
+    order = list(ways)
+    shuffle = random.Random(11)
+    for i in range(warmup + iterations):
+        shuffle.shuffle(order)
+        for way in order:
+            t0 = time.perf_counter()
+            ways[way]()
+            if i >= warmup:
+                samples[way].append(time.perf_counter() - t0)
+    p = {way: _percentiles(values) for way, values in samples.items()}
+
+    def ratio(a: str, b: str, at: str = "p95_ms") -> float | None:
+        return round(p[a][at] / p[b][at], 2) if p[b][at] else None
+
     return {
         "question": name,
-        "sta": sta,
-        "sta_without_http": inp,
-        "sql": base,
-        "sql_serialised": ser,
+        **p,
         "rows_per_sql_answer": round(statistics.mean(expected_rows), 1) if expected_rows else 0,
         "sta_response_bytes": size,
-        "p95_ratio_to_sql": round(sta["p95_ms"] / base["p95_ms"], 2) if base["p95_ms"] else None,
-        "p95_ratio_to_sql_serialised": round(sta["p95_ms"] / ser["p95_ms"], 2) if ser["p95_ms"] else None,
-        "p95_ratio_without_http_to_sql_serialised": round(inp["p95_ms"] / ser["p95_ms"], 2) if ser["p95_ms"] else None,
+        "p95_ratio_to_sql": ratio("sta", "sql"),
+        "p95_ratio_to_sql_serialised": ratio("sta", "sql_serialised"),
+        "p95_ratio_without_http_to_sql_serialised": ratio("sta_without_http", "sql_serialised"),
+        "p50_ratio_to_sql_serialised": ratio("sta", "sql_serialised", "p50_ms"),
+        **(
+            {"p95_ratio_to_sql_all_fields_serialised": ratio("sta", "sql_all_fields_serialised")}
+            if all_fields is not None
+            else {}
+        ),
     }
 
 
@@ -314,6 +375,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             return url, {"x": x, "t0": t0, "t1": t1}
 
+        questions: dict[str, tuple[str, Any, sql.SQL, list[str], Any]] = {
+            "a": ("a: one Datastream, one day, raw", q_a, bench_data.RAW_DAY, ["id", "phenomenonTime", "result"], None),
+            "b": (
+                f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
+                q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"], None,
+            ),
+            "c": (
+                "c: latest Observation of every Datastream ($expand ... $top=1)",
+                q_c, bench_data.LATEST_PER_DATASTREAM, ["id", "name", "obs_id", "phenomenonTime", "result"],
+                (LATEST_PER_DATASTREAM_ALL_FIELDS, _latest_all_fields),
+            ),
+            "d": (
+                "d: $filter on result and time across all Datastreams, $top=100",
+                q_d, bench_data.FILTER_RESULT_TIME, ["id", "datastream", "phenomenonTime", "result"],
+                (FILTER_RESULT_TIME_ALL_FIELDS, _observation_all_fields),
+            ),
+        }  # fmt: skip
         results = []
         with (
             api_server(db_url) as base,
@@ -321,33 +399,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             psycopg.connect(db_url, autocommit=True) as conn,
         ):
             inproc = InProcess(db_url, base)
-            results.append(
-                measure(
-                    "a: one Datastream, one day, raw",
-                    client, conn, args.iterations, q_a, bench_data.RAW_DAY,
-                    ["id", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    f"b: hourly averages, one Datastream, {args.days} days (aggregation extension)",
-                    client, conn, args.iterations, q_b, bench_data.HOURLY_AVERAGES, ["start", "avg"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    "c: latest Observation of every Datastream ($expand ... $top=1)",
-                    client, conn, args.iterations, q_c, bench_data.LATEST_PER_DATASTREAM,
-                    ["id", "name", "obs_id", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
-            results.append(
-                measure(
-                    "d: $filter on result and time across all Datastreams, $top=100",
-                    client, conn, args.iterations, q_d, bench_data.FILTER_RESULT_TIME,
-                    ["id", "datastream", "phenomenonTime", "result"], inproc,
-                )
-            )  # fmt: skip
+            for key in args.questions:
+                name, make, statement, columns, wide = questions[key]
+                results.append(measure(name, client, conn, args.iterations, make, statement, columns, inproc, wide))
             inproc.close()
         report["span_days"] = span.days
         report["results"] = results
@@ -360,6 +414,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datastreams", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument(
+        "--questions", default="abcd", type=lambda v: [q for q in v if q in "abcd"], help="which of a-d to ask"
+    )
     parser.add_argument("--server-url", default=None, help="PostgreSQL server URL (a scratch database is made on it)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is reported)")
     parser.add_argument("--database-url", default=None, help="measure this database, loaded by an earlier --keep run")

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
 STATEMENT_TIMEOUT_MS = 30_000
@@ -38,6 +40,27 @@ def fetch_column(
     the response is sent: an error in the statement still becomes a proper status code.
     """
     with conn.cursor() as cur:
+        cur.execute(statement, params)
+        return [row[0] for row in cur.fetchall()]
+
+
+class _TextAsBytes(Loader):
+    """``text`` as the bytes the server sent: UTF-8 already, as the response body wants it."""
+
+    format = Format.TEXT
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
+def fetch_texts(
+    conn: psycopg.Connection[Any], statement: sql.SQL | sql.Composed, params: Mapping[str, Any]
+) -> list[bytes]:
+    """Like :func:`fetch_column`, the text column as bytes: the entities' JSON goes into the
+    response body as the server sent it, never decoded into ``str`` and encoded back.
+    """
+    with conn.cursor() as cur:
+        cur.adapters.register_loader("text", _TextAsBytes)
         cur.execute(statement, params)
         return [row[0] for row in cur.fetchall()]
 

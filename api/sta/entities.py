@@ -4,7 +4,7 @@ For each of the eight entity types: its entity set, table, properties (with the 
 maps to) and navigation relations (many-to-one by a foreign key here, one-to-many by a
 foreign key there, many-to-many through a link table). Pure data plus small functions
 that compose ``psycopg.sql`` fragments for a table alias (join conditions, id sets, and
-:func:`render_property`, each property's value as the response shows it); nothing here runs SQL.
+:func:`render_property`, each property's JSON text as the response shows it); nothing here runs SQL.
 """
 
 from __future__ import annotations
@@ -337,9 +337,36 @@ for _et in ENTITY_TYPES.values():
 # Property rendering
 
 
-def fmt_time(expr: sql.Composable) -> sql.Composable:
-    """ISO 8601 in UTC with ``Z`` (independent of the session's time zone)."""
-    return sql.SQL("((to_json(({}) AT TIME ZONE 'UTC') #>> '{{}}') || 'Z')").format(expr)
+def json_string_body(text: str) -> str:
+    """``text`` escaped as inside a JSON string, exactly as PostgreSQL's ``to_json(text)`` does.
+
+    For constant pieces of the statements' JSON (keys, the base URL of links) written here
+    once instead of by the database on every row.
+    """
+    return "".join(_JSON_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c < " " else c) for c in text)
+
+
+_JSON_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
+
+
+def _iso(expr: sql.Composable) -> sql.Composable:
+    """ISO 8601 in UTC without the ``Z`` and without quotes (independent of the session's time zone).
+
+    ``to_json`` of a timestamp is the quoted ISO text, which holds no character JSON escapes.
+    """
+    return sql.SQL("btrim(to_json(({}) AT TIME ZONE 'UTC')::text, '\"')").format(expr)
+
+
+def json_time(expr: sql.Composable) -> sql.Composable:
+    """An instant as JSON text, ``"…Z"``; NULL for NULL."""
+    return sql.SQL("(rtrim(to_json(({}) AT TIME ZONE 'UTC')::text, '\"') || 'Z\"')").format(expr)
+
+
+def json_interval(start: sql.Composable, end: sql.Composable) -> sql.Composable:
+    """``"start/end"`` as JSON text; NULL when either is NULL."""
+    return sql.SQL("(rtrim(to_json(({}) AT TIME ZONE 'UTC')::text, '\"') || 'Z/' || {} || 'Z\"')").format(
+        start, _iso(end)
+    )
 
 
 def datastream_span(alias: str) -> tuple[sql.Composable, sql.Composable]:
@@ -365,29 +392,39 @@ def is_span(entity: EntityType, prop: Property) -> bool:
 
 
 def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Composable:
-    """The SQL value of ``prop`` as it appears in the response JSON."""
+    """The JSON text of ``prop`` as it appears in the response (``null`` for NULL, never SQL NULL).
+
+    Each is what ``to_json`` of the property's value writes, built without ``to_json``'s
+    type lookup where the type is known: times are ISO 8601 in UTC with ``Z`` and intervals
+    ``start/end``; ``jsonb`` columns as they are; strings escaped.
+    """
     c = col(alias, prop.column)
-    if is_span(entity, prop):  # NULL without Observations: NULL || text is NULL
+    if is_span(entity, prop):  # NULL without Observations
         first, last = datastream_span(alias)
-        return sql.SQL("({} || '/' || {})").format(fmt_time(first), fmt_time(last))
+        return sql.SQL("coalesce({}, 'null')").format(json_interval(first, last))
     if prop.type is PropType.DATETIME:
-        return fmt_time(c)
+        return sql.SQL("coalesce({}, 'null')").format(json_time(c))
     if prop.type is PropType.TIME_OBJECT:
         end = col(alias, prop.end_column or "")
-        return sql.SQL("CASE WHEN {e} IS NULL THEN {s} ELSE {s} || '/' || {ef} END").format(
-            e=end, s=fmt_time(c), ef=fmt_time(end)
+        return sql.SQL("coalesce(CASE WHEN {e} IS NULL THEN {s} ELSE {se} END, 'null')").format(
+            e=end, s=json_time(c), se=json_interval(c, end)
         )
     if prop.type is PropType.INTERVAL:
         end = col(alias, prop.end_column or "")
-        return sql.SQL("CASE WHEN {s0} IS NULL THEN NULL ELSE {s} || '/' || {e} END").format(
-            s0=c, s=fmt_time(c), e=fmt_time(sql.SQL("coalesce({}, {})").format(end, c))
+        return sql.SQL("CASE WHEN {s} IS NULL THEN 'null' ELSE {i} END").format(
+            s=c, i=json_interval(c, sql.SQL("coalesce({}, {})").format(end, c))
         )
     if entity.name == "Observation" and prop.name == "resultQuality":
         return _result_quality(alias)
     if prop.type is PropType.RESULT:
         n, b, t, j = (col(alias, x) for x in RESULT_COLUMNS)
-        return sql.SQL("coalesce(to_json({}), to_json({}), to_json({}), {}::json)").format(n, b, t, j)
-    return c
+        return sql.SQL("coalesce(to_json({})::text, to_json({})::text, to_json({})::text, {}::text, 'null')").format(
+            n, b, t, j
+        )
+    if prop.type is PropType.STRING:
+        return sql.SQL("coalesce(to_json({})::text, 'null')").format(c)
+    # JSON, ANY and GEOMETRY properties are jsonb columns: their text is their JSON
+    return sql.SQL("coalesce({}::text, 'null')").format(c)
 
 
 def _result_quality(alias: str) -> sql.Composable:
@@ -399,9 +436,9 @@ def _result_quality(alias: str) -> sql.Composable:
     bits = quality.flag_bits()
     names = sorted(bits, key=bits.__getitem__)
     return sql.SQL(
-        "coalesce({given}::json, CASE WHEN {flags} = 0 THEN NULL ELSE json_build_object('qualityFlags',"
+        "coalesce({given}::text, CASE WHEN {flags} = 0 THEN NULL ELSE json_build_object('qualityFlags',"
         " (SELECT json_agg(q.name ORDER BY q.bit) FROM unnest({names}::text[], {bits}::int[]) AS q(name, bit)"
-        " WHERE {flags} & q.bit <> 0)) END)"
+        " WHERE {flags} & q.bit <> 0))::text END, 'null')"
     ).format(
         given=col(alias, "result_quality"),
         flags=col(alias, "quality_flags"),

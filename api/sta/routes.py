@@ -8,10 +8,13 @@ every path; deeper navigation paths fall through to the catch-all route.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache, partial
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -23,7 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.errors import ApiError
 from api.sta import entities as em
-from api.sta import links, render
+from api.sta import links, render, shapes
 from api.sta.odata import ast
 from api.sta.odata.parser import QueryError, parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
@@ -56,8 +59,7 @@ class StaContext:
 
     @classmethod
     def create(cls, pool: ConnectionPool, translator: Translator, base_url: str, cache_size: int = 256) -> StaContext:
-        planner = lru_cache(maxsize=cache_size)(partial(plan_request, translator, base_url))
-        return cls(pool, translator, base_url, planner)
+        return cls(pool, translator, base_url, Planner(translator, base_url, cache_size))
 
 
 def _context(request: Request) -> StaContext:
@@ -82,8 +84,10 @@ def _root(request: Request) -> Response:
     return _json(service_root(_context(request).base_url, getattr(request.app.state, "server_settings", None)))
 
 
-def _run(context: StaContext, planned: Planned) -> list[Any]:
-    return _fetch(context, planned.statement, planned.query.params)
+def _run(context: StaContext, planned: Planned) -> list[bytes]:
+    """The planned statement's rows: each an entity's JSON text (UTF-8)."""
+    with _database_errors(), context.pool.connection() as conn:
+        return store.fetch_texts(conn, planned.statement, planned.query.params)
 
 
 @contextmanager
@@ -99,22 +103,24 @@ def _database_errors() -> Iterator[None]:
         raise ApiError(503, f"the database is unavailable or busy ({type(exc).__name__}); try again") from exc
 
 
-def _fetch(context: StaContext, statement: sql.SQL | sql.Composed, params: dict[str, Any]) -> list[Any]:
-    with _database_errors(), context.pool.connection() as conn:
-        return store.fetch_column(conn, statement, params)
-
-
-def _count(context: StaContext, query: SqlQuery) -> int | None:
+def _count(context: StaContext, query: SqlQuery, conn: psycopg.Connection[Any] | None = None) -> int | None:
     """``@iot.count``: the same rows as the page, counted, when ``$count=true`` asked for it."""
     if query.count_statement is None:
         return None
-    with _database_errors(), context.pool.connection() as conn:
+    if conn is not None:
         return int(store.fetch_scalar(conn, query.count_statement, query.params))
+    with _database_errors(), context.pool.connection() as own:
+        return int(store.fetch_scalar(own, query.count_statement, query.params))
 
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A request translated: what to run and how to answer. Pure, so it is cached per request text."""
+    """A request translated: what to run and how to answer. Pure, so it is cached (:class:`Planner`).
+
+    A request planned by its shape has the shape's ``options`` (literals of the request the
+    shape was learnt from) with the request's own ``raw`` texts; ``path`` and the parameters
+    are the request's.
+    """
 
     path: ResourcePath
     options: ast.QueryOptions
@@ -142,6 +148,123 @@ def plan_request(translator: Translator, base_url: str, rest: str, items: tuple[
     else:
         query = translator.collection(path.steps, options, base_url)
     return Planned(path, options, query, sql.SQL(query.statement.as_string(None)))
+
+
+PlanFn = Callable[[str, tuple[tuple[str, str], ...]], "Planned"]
+
+
+class Planner:
+    """:func:`plan_request` behind two caches: by request text, and by request shape.
+
+    Requests that differ only in entity ids and ``$filter`` date-times (:mod:`api.sta.shapes`)
+    share one translated statement; each gets its own values bound in the parameters that
+    held them. The translator binds ids and date-time literals as parameters without looking
+    at them; each shape confirms it: it is taken on only when translating it with two sets of
+    stand-in values gives the same statement, with each stand-in in parameters of its own, and
+    the request's own translation agrees. Other requests are cached by their text.
+    """
+
+    def __init__(self, translator: Translator, base_url: str, size: int = 256) -> None:
+        self._plan = partial(plan_request, translator, base_url)
+        self._by_text: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Planned] = OrderedDict()
+        self._shapes: OrderedDict[object, _Shape | None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __call__(self, rest: str, items: tuple[tuple[str, str], ...]) -> Planned:
+        key = (rest, items)
+        with self._lock:
+            planned = self._by_text.get(key)
+            if planned is not None:
+                self._by_text.move_to_end(key)
+                return planned
+        planned = self._by_shape(rest, items)
+        with self._lock:
+            _remember(self._by_text, key, planned, self._size)
+        return planned
+
+    def _by_shape(self, rest: str, items: tuple[tuple[str, str], ...]) -> Planned:
+        lifted = shapes.lift(rest, items)
+        if lifted is None:
+            return self._plan(rest, items)
+        with self._lock:
+            known = lifted.key in self._shapes
+            shape = self._shapes.get(lifted.key)
+        if shape is not None:
+            return shape.bind(rest, items, lifted.values)
+        planned = self._plan(rest, items)  # errors go to the client as they are
+        if not known:  # learnt once; None: a shape whose statement depends on its values
+            learnt = _Shape.learn(self._plan, lifted, planned)
+            with self._lock:
+                _remember(self._shapes, lifted.key, learnt, self._size)
+        return planned
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    template: Planned
+    slots: tuple[tuple[str, int], ...]  # (parameter, index of the lifted value)
+
+    @classmethod
+    def learn(cls, plan: PlanFn, lifted: shapes.Lifted, own: Planned) -> _Shape | None:
+        """The shape of ``own`` (the request's own plan), or None when it is not one."""
+        n = len(lifted.values)
+        stand_ins = [[_stand_in(v, s, i) for i, v in enumerate(lifted.values)] for s in (1, 2)]
+        try:
+            a, b = (plan(*lifted.request(values)) for values in stand_ins)
+        except (QueryError, PathNotFound):
+            return None
+        if any(_texts(p) != _texts(own) for p in (a, b)):
+            return None
+        pa, pb, po = a.query.params, b.query.params, own.query.params
+        if pa.keys() != po.keys() or pb.keys() != po.keys():
+            return None
+        slots: list[tuple[str, int]] = []
+        for name, value in pa.items():
+            index = next((i for i in range(n) if _same(value, stand_ins[0][i])), None)
+            if index is None:
+                if not (_same(pb[name], value) and _same(po[name], value)):
+                    return None  # a parameter that follows the values in some other way
+                continue
+            if not (_same(pb[name], stand_ins[1][index]) and _same(po[name], lifted.values[index])):
+                return None
+            slots.append((name, index))
+        if {i for _, i in slots} != set(range(n)):
+            return None
+        return cls(a, tuple(slots))
+
+    def bind(self, rest: str, items: tuple[tuple[str, str], ...], values: tuple[shapes.Value, ...]) -> Planned:
+        t = self.template
+        params = dict(t.query.params)
+        for name, index in self.slots:
+            params[name] = values[index]
+        options = t.options
+        if options.raw:  # the request's own texts, for its next links
+            options = replace(options, raw={k: v for k, v in items if k.startswith("$")})
+        return replace(t, path=parse_resource_path(rest), options=options, query=replace(t.query, params=params))
+
+
+def _texts(planned: Planned) -> tuple[str, str | None]:
+    count = planned.query.count_statement
+    return planned.statement.as_string(None), None if count is None else count.as_string(None)
+
+
+def _stand_in(value: shapes.Value, set_no: int, index: int) -> shapes.Value:
+    """A value no request is likely to hold, distinct per set and index, of ``value``'s kind."""
+    if isinstance(value, datetime):
+        return datetime(1900 + set_no, 2, 3, 4, 5, 6, index + 1, tzinfo=UTC)
+    return set_no * 1_000_000_000_000 + index + 1
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def serve(request: Request, rest: str) -> Response:
@@ -196,34 +319,42 @@ def _single(context: StaContext, planned: Planned) -> Response:
     rows = _run(context, planned)
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in planned.path.steps)}")
-    return Response(rows[0].encode(), media_type="application/json")
+    return Response(rows[0], media_type="application/json")
 
 
 def _collection(request: Request, context: StaContext, planned: Planned) -> Response:
-    path, query, options = planned.path, planned.query, planned.options
-    rows = _run(context, planned)
-    if not rows and any(step.id is not None for step in path.steps):
-        parent = path.steps[:-1]
-        if parent:
-            check = context.translator.exists(parent)
-            if not _fetch(context, check.statement, check.params):
-                raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
-    count = _count(context, query)
-    next_url = None
-    more = len(rows) > query.top  # the statement asks for one row more than the page
-    rows = rows[: query.top]
-    if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
-        url = f"{context.base_url}/{request.url.path.split(PREFIX + '/', 1)[1]}"
-        next_url = links.next_link(url, options.raw, query.top, query.skip + query.top)
-    chunks = render.collection_chunks(rows, count=count, next_url=next_url)
-    if len(rows) <= render.CHUNK:  # one chunk: a plain response costs less than a stream
-        return Response(b"".join(chunks), media_type="application/json")
+    chunks = collection_body(context, planned, request.url.path.split(PREFIX + "/", 1)[1])
+    if len(chunks) == 1:  # up to render.CHUNK_BYTES: a plain response costs less than a stream
+        return Response(chunks[0], media_type="application/json")
 
     async def stream() -> AsyncIterator[bytes]:
         for chunk in chunks:
             yield chunk
 
     return StreamingResponse(stream(), media_type="application/json")
+
+
+def collection_body(context: StaContext, planned: Planned, rest: str) -> list[bytes]:
+    """The body of a collection page as chunks (:func:`render.collection_chunks`).
+
+    ``rest``: the request's path after ``/v1.1/`` (the next link repeats it).
+    """
+    path, query, options = planned.path, planned.query, planned.options
+    with _database_errors(), context.pool.connection() as conn:  # one checkout for page, 404 check and count
+        rows = store.fetch_texts(conn, planned.statement, query.params)
+        if not rows and any(step.id is not None for step in path.steps):
+            parent = path.steps[:-1]
+            if parent:
+                check = context.translator.exists(parent)
+                if store.fetch_scalar(conn, check.statement, check.params) is None:
+                    raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in parent)}")
+        count = _count(context, query, conn)
+    next_url = None
+    more = len(rows) > query.top  # the statement asks for one row more than the page
+    rows = rows[: query.top]
+    if more and query.top > 0:  # $top=0 asks for the count only: a link would repeat the page
+        next_url = links.next_link(f"{context.base_url}/{rest}", options.raw, query.top, query.skip + query.top)
+    return render.collection_chunks(rows, count=count, next_url=next_url)
 
 
 # ---- routes -------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ written into SQL text, and identifiers come only from :mod:`api.sta.entities`.
 
 Shapes of the SQL (``a0`` is the requested entity set, ``x1``... are expansions):
 
-* a page: ``SELECT json_build_object(...) FROM (SELECT a0.* FROM t a0 WHERE scope AND filter
-  ORDER BY ... LIMIT top+1 OFFSET skip) a0 LEFT JOIN LATERAL (...) x1 ON true ORDER BY ...``:
+* a page: ``SELECT concat(...) FROM (SELECT a0.* FROM t a0 WHERE scope AND filter
+  ORDER BY ... LIMIT top+1 OFFSET skip) a0 LEFT JOIN LATERAL (...) x1 ON true ORDER BY ...``
+  (``concat`` writes each entity's JSON text):
   the page is cut first, then each expansion runs once per row of the page, as a
   ``LATERAL`` subquery with its own ``ORDER BY ... LIMIT`` (never ``DISTINCT ON``);
 * a navigation path (``Things(1)/Datastreams(2)/Observations``) becomes nested
@@ -203,6 +204,45 @@ def fit_budget(plan: Plan, top: int, limits: Limits, *, single: bool = False) ->
     return top
 
 
+class _JsonText:
+    """Pieces of one JSON text: constants (adjacent ones merged) and SQL expressions of type text.
+
+    Constants holding a value (the base URL of links, a request's options in a nextLink) are
+    bound as parameters, and so is any run of constants they are merged into; the others,
+    keys and punctuation from the entity model, are literals.
+    """
+
+    def __init__(self, b: ExprBuilder) -> None:
+        self.b = b
+        self.parts: list[tuple[str, bool] | sql.Composable] = []
+
+    def const(self, text: str, *, bound: bool = False) -> None:
+        if self.parts and isinstance(last := self.parts[-1], tuple):
+            self.parts[-1] = (last[0] + text, last[1] or bound)
+        else:
+            self.parts.append((text, bound))
+
+    def value(self, expr: sql.Composable) -> None:
+        self.parts.append(expr)
+
+    def compose(self) -> sql.Composable:
+        args: list[sql.Composable] = []
+        for part in self.parts:
+            if isinstance(part, tuple):
+                args.append(self.b.params.add(part[0], "text") if part[1] else sql.Literal(part[0]))
+            else:
+                args.append(part)
+        while len(args) > MAX_FUNCTION_ARGS:  # concat takes at most 100 arguments: nest
+            args = [
+                sql.SQL("concat({})").format(sql.SQL(", ").join(args[i : i + MAX_FUNCTION_ARGS]))
+                for i in range(0, len(args), MAX_FUNCTION_ARGS)
+            ]
+        return sql.SQL("concat({})").format(sql.SQL(", ").join(args))
+
+
+MAX_FUNCTION_ARGS = 100  # PostgreSQL's FUNC_MAX_ARGS
+
+
 class Translator:
     """Turns (resource path, query options) into :class:`Query` objects for one server.
 
@@ -228,9 +268,8 @@ class Translator:
         skip = options.skip or 0
         where = self._where(b, scope.entity, "a0", scope.condition, options.filter)
         order = self._order(b, scope.entity, "a0", options.orderby, scope.pinned)
-        base = b.params.add(base_url, "text")
         statement = self._page_statement(
-            b, plan=plan, entity=scope.entity, where=where, order=order, limit=top + 1, skip=skip, base=base
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=top + 1, skip=skip, base_url=base_url
         )
         count = None
         if options.count:
@@ -254,9 +293,8 @@ class Translator:
         fit_budget(plan, 1, self.limits, single=True)
         where = self._where(b, scope.entity, "a0", scope.condition, None)
         order = self._order(b, scope.entity, "a0", (), scope.pinned)
-        base = b.params.add(base_url, "text")
         statement = self._page_statement(
-            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base=base
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base_url=base_url
         )
         return Query(statement, b.params.values, plan, 1, 0)
 
@@ -269,9 +307,8 @@ class Translator:
         plan = Plan(scope.entity, [prop], include_id=False, include_self_link=False)
         where = self._where(b, scope.entity, "a0", scope.condition, None)
         order = self._order(b, scope.entity, "a0", (), scope.pinned)
-        base = b.params.add("", "text")
         statement = self._page_statement(
-            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base=base
+            b, plan=plan, entity=scope.entity, where=where, order=order, limit=2, skip=0, base_url=""
         )
         return Query(statement, b.params.values, plan, 1, 0)
 
@@ -420,62 +457,73 @@ class Translator:
             self._add_expand(existing.plan, rest, options, b, depth + 1)
 
     def _object(
-        self,
-        b: ExprBuilder,
-        plan: Plan,
-        alias: str,
-        laterals: list[sql.Composable],
-        base: sql.Composable,
-        *,
-        as_text: bool = False,
+        self, b: ExprBuilder, plan: Plan, alias: str, laterals: list[sql.Composable], base_url: str
     ) -> sql.Composable:
-        """The finished JSON of one row (links included), as json or text; adds a LATERAL join per expansion."""
+        """The finished JSON text of one row (links included); adds a LATERAL join per expansion.
+
+        The text is the one ``json_build_object`` writes (``{"key" : value, ...}``), put together
+        with one ``concat``: constant pieces (keys, the base URL of links) are escaped here once,
+        values are JSON text already (:func:`em.render_property`), so the database neither looks
+        up types per value nor parses or re-escapes anything.
+        """
         a = sql.Identifier(alias)
-        self_link = sql.SQL("concat({}, {}, {}.id, ')')").format(base, sql.Literal(f"/{plan.entity.set_name}("), a)
-        items: list[sql.Composable] = []
+        text = _JsonText(b)
+        self_link = f"{base_url}/{plan.entity.set_name}("
+        first = True
+
+        def key(name: str) -> None:
+            nonlocal first
+            text.const(("{" if first else ", ") + '"' + em.json_string_body(name) + '" : ')
+            first = False
+
+        def link(suffix: str) -> None:  # "<base>/<Set>(<id>)<suffix>"
+            text.const('"' + em.json_string_body(self_link), bound=True)
+            text.value(sql.SQL("{}.id").format(a))
+            text.const(em.json_string_body(")" + suffix) + '"')
+
         if plan.include_id:
-            items.append(sql.SQL("'@iot.id', {}.id").format(a))
+            key("@iot.id")
+            text.value(sql.SQL("{}.id").format(a))
         if plan.include_self_link:
-            items.append(sql.SQL("'@iot.selfLink', {}").format(self_link))
+            key("@iot.selfLink")
+            link("")
         for prop in plan.properties:
-            items.append(sql.SQL("{}, {}").format(sql.Literal(prop.name), em.render_property(plan.entity, prop, alias)))
+            key(prop.name)
+            text.value(em.render_property(plan.entity, prop, alias))
         for nav in plan.nav_links:
-            items.append(
-                sql.SQL("{}, concat({}, {})").format(
-                    sql.Literal(f"{nav}@iot.navigationLink"), self_link, sql.Literal(f"/{nav}")
-                )
-            )
+            key(f"{nav}@iot.navigationLink")
+            link(f"/{nav}")
         paged: list[tuple[str, Expansion, str]] = []
         for name, expansion in plan.expands.items():
             x = b.new_alias("x")
-            laterals.append(self._expansion(b, expansion, alias, x, base))
+            laterals.append(self._expansion(b, expansion, alias, x, base_url))
             if expansion.count:
-                items.append(sql.SQL("{}, {}.n").format(sql.Literal(name + "@iot.count"), sql.Identifier(x)))
-            items.append(sql.SQL("{}, {}.v").format(sql.Literal(name), sql.Identifier(x)))
+                key(name + "@iot.count")
+                text.value(sql.SQL("{}.n").format(sql.Identifier(x)))
+            key(name)
+            if expansion.relation.many:
+                text.value(sql.SQL("{}.v").format(sql.Identifier(x)))
+            else:
+                text.value(sql.SQL("coalesce({}.v, 'null')").format(sql.Identifier(x)))
             if expansion.relation.many and expansion.top > 0:
                 paged.append((name, expansion, x))
-        if len(items) > 50:  # json_build_object takes at most 100 arguments
-            raise QueryError("too many properties and expansions on one level", parameter="$expand")
-        obj: sql.Composable = sql.SQL("json_build_object({})").format(sql.SQL(", ").join(items))
-        if not paged:
-            return sql.SQL("({})::text").format(obj) if as_text else obj
+        if first:
+            text.const("{")
         # a truncated expanded collection gets "<Nav>@iot.nextLink" (and only then: never a null
-        # link): spliced into the object's text before its closing brace, the object built once
-        suffixes = []
+        # link) after the other members; concat leaves out the NULL of a collection with no more
         for name, expansion, x in paged:
             query = links.page_query(expansion.raw, expansion.top, expansion.skip + expansion.top)
-            link = sql.SQL("concat({}, {})").format(self_link, b.params.add(f"/{name}?{query}", "text"))
-            key = orjson.dumps(f"{name}@iot.nextLink").decode() + ": "
-            suffixes.append(
-                sql.SQL("CASE WHEN {x}.more THEN {k} || to_json({l})::text ELSE '' END").format(
-                    x=sql.Identifier(x), k=sql.Literal(", " + key), l=link
-                )
-            )
-        text = sql.SQL("(left(({o})::text, -1) || {s} || '}}')").format(o=obj, s=sql.SQL(" || ").join(suffixes))
-        return text if as_text else sql.SQL("({})::json").format(text)
+            nxt = _JsonText(b)
+            nxt.const(", " + orjson.dumps(f"{name}@iot.nextLink").decode() + ": ")
+            nxt.const('"' + em.json_string_body(self_link), bound=True)
+            nxt.value(sql.SQL("{}.id").format(a))
+            nxt.const(em.json_string_body(f")/{name}?{query}") + '"', bound=True)
+            text.value(sql.SQL("CASE WHEN {}.more THEN {} END").format(sql.Identifier(x), nxt.compose()))
+        text.const("}")
+        return text.compose()
 
     def _expansion(
-        self, b: ExprBuilder, expansion: Expansion, parent_alias: str, x: str, base: sql.Composable
+        self, b: ExprBuilder, expansion: Expansion, parent_alias: str, x: str, base_url: str
     ) -> sql.Composable:
         relation = expansion.relation
         target = em.target_of(relation)
@@ -484,13 +532,13 @@ class Translator:
         where = self._where(b, target, a, link, expansion.filter)
         inner: list[sql.Composable] = []
         if not relation.many:
-            obj = self._object(b, expansion.plan, a, inner, base)
+            obj = self._object(b, expansion.plan, a, inner, base_url)
             return sql.SQL("LEFT JOIN LATERAL (SELECT {} AS v FROM {} {} {} WHERE {} LIMIT 1) {} ON true").format(
                 obj, sql.Identifier(target.table), sql.Identifier(a), sql.SQL(" ").join(inner), where, sql.Identifier(x)
             )
         pinned = frozenset({relation.column}) if relation.join is em.Join.FK_THERE else frozenset()
         order = sql.SQL(", ").join(self._order(b, target, a, expansion.orderby, pinned))
-        obj = self._object(b, expansion.plan, a, inner, base)
+        obj = self._object(b, expansion.plan, a, inner, base_url)
         top = b.params.add(expansion.top, "bigint")
         page = sql.SQL(
             "SELECT {a}.*, row_number() OVER (ORDER BY {o}) AS sta_rn FROM"
@@ -506,9 +554,11 @@ class Translator:
             count = sql.SQL(", (SELECT count(*) FROM {} {} WHERE {}) AS n").format(
                 sql.Identifier(target.table), sql.Identifier(c), cwhere
             )
+        # the array as json_agg writes it: "[" elements joined by ", " "]"
         return sql.SQL(
-            "LEFT JOIN LATERAL (SELECT coalesce(json_agg({obj} ORDER BY {o}) FILTER (WHERE {a}.sta_rn <= {top}),"
-            " '[]'::json) AS v, count(*) > {top} AS more{count} FROM ({page}) {a} {inner}) {x} ON true"
+            "LEFT JOIN LATERAL (SELECT '[' || coalesce(string_agg({obj}, ', ' ORDER BY {o})"
+            " FILTER (WHERE {a}.sta_rn <= {top}), '') || ']' AS v, count(*) > {top} AS more{count}"
+            " FROM ({page}) {a} {inner}) {x} ON true"
         ).format(
             obj=obj, o=order, a=sql.Identifier(a), top=top, count=count, page=page,
             inner=sql.SQL(" ").join(inner), x=sql.Identifier(x),
@@ -524,10 +574,10 @@ class Translator:
         order: list[sql.Composable],
         limit: int,
         skip: int,
-        base: sql.Composable,
+        base_url: str,
     ) -> sql.Composed:
         laterals: list[sql.Composable] = []
-        obj = self._object(b, plan, "a0", laterals, base, as_text=True)
+        obj = self._object(b, plan, "a0", laterals, base_url)
         order_sql = sql.SQL(", ").join(order)
         page = sql.SQL("SELECT a0.* FROM {t} a0 WHERE {w} ORDER BY {o} LIMIT {lim} OFFSET {off}").format(
             t=sql.Identifier(entity.table),

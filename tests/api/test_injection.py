@@ -261,7 +261,7 @@ def test_mqtt_subscriptions_with_the_sentinel_are_not_served() -> None:
     assert subscription.select == ("name", "description")
     # the notifier reads each changed entity with the subscription's options
     query = TRANSLATORS["plain"].entity((PathStep("Datastreams", 7),), subscription.options, ROOT)
-    assert query.params == {"p0": 7, "p1": ROOT, "p2": 2, "p3": 0}  # id, base URL, limit, offset
+    assert query.params == {"p0": 7, "p1": 2, "p2": 0}  # id, limit, offset (no link selected: no base URL)
 
 
 # ---- over HTTP, every statement recorded ---------------------------------------------------------

@@ -143,6 +143,14 @@ def _column(meta_or_token: Any) -> int:
     return int(column) if column is not None else 1
 
 
+def datetime_literal(text: str) -> datetime:
+    """The value of a ``DATETIME`` token (a date-time with zone)."""
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise QueryError(f"invalid date-time {text}") from exc
+
+
 @v_args(meta=True)
 class _Builder(Transformer[Token, Any]):
     def __init__(self, text: str, parameter: str, depth: int = 0) -> None:
@@ -167,11 +175,11 @@ class _Builder(Transformer[Token, Any]):
 
     def datetime(self, meta: Any, items: list[Token]) -> ast.Literal:
         token = items[0]
-        text = str(token).upper().replace("Z", "+00:00")
         try:
-            value = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise QueryError(f"invalid date-time {token!s}", parameter=self.parameter, column=_column(token)) from exc
+            value = datetime_literal(str(token))
+        except QueryError as exc:
+            exc.parameter, exc.column = self.parameter, _column(token)
+            raise
         return ast.Literal(value, "datetime", _column(token))
 
     def date(self, meta: Any, items: list[Token]) -> ast.Literal:
