@@ -32,6 +32,7 @@ import psycopg
 import yaml
 
 from ingest.types import Decoded, DeviceBinding, UnknownDevice
+from schemas import quality
 from schemas.device_models import DeviceModel, SensorInfo
 from schemas.provisioning import Provisioning
 from store.provisioning import BindingRow, auto_provision, datastream_binding, load_bindings
@@ -133,7 +134,7 @@ class Registry:
             device_id=row.device_id,
             model=model,
             datastreams=dict(row.datastreams),
-            low_cost=(row.station_kind or model.station_kind) == "low-cost",
+            low_cost=quality.is_low_cost(row.station_kind or model.station_kind),
             verified=row.verified,
         )
 

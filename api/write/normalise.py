@@ -28,8 +28,9 @@ from api.write.body import result_columns
 from ingest.normalise import normalise, property_plan
 from ingest.quality import SPIKE, QualityState, StreamState
 from ingest.registry import _api_model  # the ingest's stand-in model of Datastreams no device owns
-from ingest.sources import PlausibilityWindow, load_sources
+from ingest.sources import PlausibilityWindow, default_window, load_sources
 from ingest.types import Decoded, DeviceBinding, MappingError, Reading
+from schemas import quality
 from schemas.device_models import device_models
 from store import provisioning
 from store import sta_write as store
@@ -45,7 +46,7 @@ def sta_window() -> PlausibilityWindow:
     for source in load_sources():
         if source.envelope == "sta":
             return source.window
-    return PlausibilityWindow()
+    return default_window()
 
 
 def _value(columns: Mapping[str, Any]) -> Any:
@@ -81,7 +82,7 @@ class WriteNormaliser:
             owner = provisioning.load_bindings(self.conn, [device_id]).get(device_id) if device_id else None
             model = device_models().get(owner.model) if owner is not None else None
             if owner is not None and model is not None:
-                low_cost = (owner.station_kind or model.station_kind) == "low-cost"
+                low_cost = quality.is_low_cost(owner.station_kind or model.station_kind)
                 binding = DeviceBinding(f"Datastreams({datastream_id})", model, streams, low_cost, owner.verified)
             else:
                 binding = DeviceBinding(f"Datastreams({datastream_id})", _api_model(), streams)

@@ -11,10 +11,11 @@ import pytest
 from ingest.decode import decode_message
 from ingest.normalise import Normalised, normalise
 from ingest.quality import QualityState
-from ingest.sources import PlausibilityWindow, SourceSet
+from ingest.sources import PlausibilityWindow, SourceSet, default_window
 from ingest.types import Decoded, DeviceBinding, MappingError, RawMessage, Reading
 from schemas.device_models import DeviceModel
 from schemas.quality import decode as flag_names
+from schemas.vocabulary import SpikeRule, StuckRule, vocabulary
 from tests.ingest.ingest_testdata import RECEIVED, binding_for
 
 
@@ -231,21 +232,34 @@ def test_booleans(models: dict[str, DeviceModel], value: Any, expected: bool) ->
     assert _one(models, "nwave-nps405", Reading("occupied", value)).result is expected
 
 
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [(w, True) for w in vocabulary().boolean_text.true] + [(w, False) for w in vocabulary().boolean_text.false],
+)
+def test_boolean_words_come_from_the_vocabulary(models: dict[str, DeviceModel], word: str, expected: bool) -> None:
+    for text in (word, f" {word.upper()} "):
+        assert _one(models, "nwave-nps405", Reading("occupied", text)).result is expected
+
+
 @pytest.mark.parametrize("value", ["maybe", 2, 0.5, None, [True]])
 def test_bad_booleans(models: dict[str, DeviceModel], value: Any) -> None:
     with pytest.raises(MappingError, match="'occupied'"):
         _one(models, "nwave-nps405", Reading("occupied", value))
 
 
+_WINDOW = default_window()  # the shipped sources file's defaults
+_SECOND, _DAY = timedelta(seconds=1), timedelta(days=1)
+
+
 @pytest.mark.parametrize(
     ("offset", "flags"),
     [
         (timedelta(0), []),
-        (timedelta(seconds=299), []),
-        (timedelta(seconds=301), ["future_time"]),
+        (_WINDOW.max_future - _SECOND, []),
+        (_WINDOW.max_future + _SECOND, ["future_time"]),
         (timedelta(days=365 * 70), ["future_time"]),
-        (-timedelta(days=6), []),
-        (-timedelta(days=8), ["stale_time"]),
+        (-_WINDOW.max_late + _DAY, []),
+        (-_WINDOW.max_late - _DAY, ["stale_time"]),
     ],
 )
 def test_clock_skew_and_lateness(models: dict[str, DeviceModel], offset: timedelta, flags: list[str]) -> None:
@@ -308,25 +322,40 @@ def _series(
     return flags
 
 
+def _rule(models: dict[str, DeviceModel], key: str, field: str) -> tuple[SpikeRule | None, StuckRule | None]:
+    """The vocabulary's spike and stuck rules of the property a model's field maps to."""
+    prop = vocabulary().get(models[key].fields[field].property)
+    return prop.spike, prop.stuck
+
+
 def test_spike_and_recovery(models: dict[str, DeviceModel]) -> None:
-    # indoor_temperature: spike rule 8 °C within 600 s
-    series = [(0, 21.0), (60, 35.0), (120, 21.5), (180, 30.5), (900, 31.0), (960, 31.2)]
+    spike, _ = _rule(models, "elsys-ers-co2", "temperature")
+    assert spike is not None
+    d, step = spike.delta, int(spike.within_s / 10)
+    later = int(spike.within_s * 1.5)  # the reference reading (at 2 steps) is out of the window by then
+    series = [(0, 21.0), (step, 21.0 + 1.75 * d), (2 * step, 21.0 + d / 16), (3 * step, 21.0 + d / 16 + 1.125 * d),
+              (later, 21.0 + d / 16 + 1.2 * d), (later + step, 21.0 + d / 16 + 1.25 * d)]  # fmt: skip
     flags = _series(models, "elsys-ers-co2", "temperature", series, QualityState())
     assert flags == [[], ["spike"], [], ["spike"], [], []]
 
 
 def test_level_shift_is_accepted_after_the_window(models: dict[str, DeviceModel]) -> None:
-    series = [(0, 21.0), (60, 35.0), (120, 35.0), (700, 35.0), (760, 35.0)]
+    spike, _ = _rule(models, "elsys-ers-co2", "temperature")
+    assert spike is not None
+    high, step, w = 21.0 + 1.75 * spike.delta, int(spike.within_s / 10), int(spike.within_s)
+    series = [(0, 21.0), (step, high), (2 * step, high), (w + step, high), (w + 2 * step, high)]
     flags = _series(models, "elsys-ers-co2", "temperature", series, QualityState())
     assert flags == [[], ["spike"], ["spike"], [], []]
 
 
 def test_stuck_value(models: dict[str, DeviceModel]) -> None:
-    # pm10: stuck after 30 identical readings in a row
-    series = [(i * 60, "12.30") for i in range(31)] + [(31 * 60, "12.40"), (32 * 60, "12.40")]
+    _, stuck_rule = _rule(models, "airrohr-sds011-bme280", "SDS_P1")
+    assert stuck_rule is not None
+    n = stuck_rule.count
+    series = [(i * 60, "12.30") for i in range(n + 1)] + [((n + 1) * 60, "12.40"), ((n + 2) * 60, "12.40")]
     flags = _series(models, "airrohr-sds011-bme280", "SDS_P1", series, QualityState())
     stuck = [i for i, f in enumerate(flags) if "stuck" in f]
-    assert stuck == [29, 30]
+    assert stuck == [n - 1, n]
 
 
 def test_counter_reset(models: dict[str, DeviceModel]) -> None:
@@ -346,14 +375,17 @@ def test_late_readings_do_not_corrupt_state(models: dict[str, DeviceModel]) -> N
 
 
 def test_redelivery_does_not_count_as_a_repeat(models: dict[str, DeviceModel]) -> None:
+    _, stuck_rule = _rule(models, "airrohr-sds011-bme280", "SDS_P1")
+    assert stuck_rule is not None
+    below = stuck_rule.count - 1  # one repeat short of stuck
     state = QualityState()
-    series = [(i * 60, "12.30") for i in range(29)]
+    series = [(i * 60, "12.30") for i in range(below)]
     _series(models, "airrohr-sds011-bme280", "SDS_P1", series, state)
-    # the same 29th reading delivered five more times (QoS 1 redelivery, replayed batch)
-    again = _series(models, "airrohr-sds011-bme280", "SDS_P1", [(28 * 60, "12.30")] * 5, state)
+    # the same last reading delivered five more times (QoS 1 redelivery, replayed batch)
+    again = _series(models, "airrohr-sds011-bme280", "SDS_P1", [((below - 1) * 60, "12.30")] * 5, state)
     assert again == [[]] * 5
     (stream,) = [s for s in state.streams.values() if s.value == 12.3]
-    assert stream.repeats == 29
+    assert stream.repeats == below
 
 
 def test_future_reading_does_not_poison_state(models: dict[str, DeviceModel]) -> None:
