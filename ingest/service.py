@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from ingest import DEFAULT_CLIENT_ID
 from ingest.decode import load_models
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Delivery, MqttEdge
@@ -60,7 +61,7 @@ _STOP = object()
 class IngestOptions:
     """What a worker needs to know besides where the database and broker are (see ``Settings``)."""
 
-    worker: str = "bydata-ingest"
+    worker: str = DEFAULT_CLIENT_ID
     share_group: str | None = None
     policy: Policy = "strict"
     topic_prefix: str = ""
@@ -83,6 +84,23 @@ class _Batch:
     observations: int = 0
     notifications: int = 0
     started: float = 0.0
+
+
+def check_worker_identity(worker: str, share_group: str | None) -> None:
+    """Refuse a worker in a share group that kept the default client id.
+
+    The client id keys the MQTT session, the delivery log and the batch number: two workers
+    with one id take over each other's session (the broker drops the other connection) and
+    mix their logs, which breaks exactly-once. A lone worker may keep the default; a worker
+    that shares a subscription is one of several, so it must be named.
+    """
+    if share_group and worker == DEFAULT_CLIENT_ID:
+        raise ValueError(
+            f"a worker in share group {share_group!r} needs a client id of its own: set BYDATA_INGEST_CLIENT_ID"
+            f" (or --client-id) to a name no other worker uses and keep it across restarts; workers sharing"
+            f" the default {DEFAULT_CLIENT_ID!r} would take over each other's MQTT session and mix their"
+            " delivery logs and batch numbers"
+        )
 
 
 def notification(new: NewObservation, base_url: str) -> bytes:
@@ -119,6 +137,7 @@ class IngestService:
         metrics: IngestMetrics | None = None,
     ) -> None:
         self.options = opts = options or IngestOptions()
+        check_worker_identity(opts.worker, opts.share_group)
         self.database_url = database_url
         self.models = dict(models) if models is not None else load_models()
         self.sources = sources or load_sources()

@@ -186,7 +186,22 @@ def test_share_group_needs_mqtt_5(stream_db: str, embedded_broker_url: str) -> N
     from ingest.service import IngestOptions, IngestService
 
     with pytest.raises(ValueError, match="shared subscriptions need MQTT v5"):
-        IngestService(stream_db, embedded_broker_url, IngestOptions(share_group="g"))
+        IngestService(stream_db, embedded_broker_url, IngestOptions(worker="w-1", share_group="g"))
+
+
+def test_a_share_group_needs_a_client_id_of_its_own(stream_db: str, mqtt_url: str) -> None:
+    """Workers sharing the default client id would take over each other's session and delivery log."""
+    import pytest
+
+    from ingest import DEFAULT_CLIENT_ID
+    from ingest.service import IngestOptions, IngestService
+
+    with pytest.raises(ValueError, match="BYDATA_INGEST_CLIENT_ID") as info:
+        IngestService(stream_db, mqtt_url, IngestOptions(share_group="city"))
+    assert DEFAULT_CLIENT_ID in str(info.value) and "'city'" in str(info.value)
+    # named, it starts; and the default id stays fine for a lone worker
+    IngestService(stream_db, mqtt_url, IngestOptions(worker="ingest-2", share_group="city"))
+    IngestService(stream_db, mqtt_url, IngestOptions())
 
 
 def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
