@@ -25,7 +25,55 @@ from store.observations import IncomingMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Processor", "RegistryUnavailable"]
+__all__ = ["Processor", "RegistryUnavailable", "UnmappedFields"]
+
+OTHER = "(other)"
+"""The field label of unmapped fields past :attr:`UnmappedFields.limit` distinct ones."""
+_MAX_FIELD = 64  # characters of a field name kept in its label
+
+
+def _label(model: str, name: str) -> str:
+    """``model/field`` with the field name cut short and its control characters escaped."""
+    shown = name if len(name) <= _MAX_FIELD else name[:_MAX_FIELD] + "…"
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
+    return f"{model}/{shown}"
+
+
+class UnmappedFields:
+    """Fields devices send that their model neither maps nor ignores, counted per ``model/field``.
+
+    Field names are chosen by the senders, so at most ``limit`` distinct pairs get a label of
+    their own; the rest are counted as ``<model>/(other)``. The counts since the last
+    :meth:`take` go into the batch's counters (``unmapped_field``), so ``bydata ingest stats``
+    and the metrics show them.
+    """
+
+    __slots__ = ("_labels", "_pending", "limit")
+
+    def __init__(self, limit: int = 500) -> None:
+        self.limit = limit
+        self._labels: dict[tuple[str, str], str] = {}
+        self._pending: Counter[str] = Counter()
+
+    def add(self, model: str, names: tuple[str, ...]) -> None:
+        labels, pending = self._labels, self._pending
+        for name in names:
+            label = labels.get((model, name))
+            if label is None:
+                if len(labels) < self.limit:
+                    label = labels[(model, name)] = _label(model, name)
+                else:
+                    label = f"{model}/{OTHER}"
+            pending[label] += 1
+
+    def take(self) -> Counter[str]:
+        """The counts since the last call (and forget them)."""
+        taken, self._pending = self._pending, Counter()
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._labels)
 
 
 @dataclass(slots=True)
@@ -37,8 +85,8 @@ class Processor:
     models: Mapping[str, DeviceModel]
     topic_prefix: str = ""
     state: QualityState = field(default_factory=QualityState)
-    unmapped_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(device model, vendor field) seen but neither mapped nor ignored: for the operator."""
+    unmapped: UnmappedFields = field(default_factory=UnmappedFields)
+    """Vendor fields seen but neither mapped nor ignored (bounded): for the operator."""
 
     def _strip(self, topic: str) -> str:
         if not self.topic_prefix:
@@ -76,8 +124,8 @@ class Processor:
             log.exception("unexpected error decoding a message on %s", raw.topic)
             detail = f"internal error {type(exc).__name__}: {exc}"
             return self._rejected(raw, MALFORMED, detail, source, device_id, packet_id, redelivered)
-        for name in result.unmapped:
-            self.unmapped_fields[(binding.model.key, name)] += 1
+        if result.unmapped:
+            self.unmapped.add(binding.model.key, result.unmapped)
         return IncomingMessage(
             topic=raw.topic,
             payload=raw.payload,

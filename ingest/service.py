@@ -84,6 +84,8 @@ class _Batch:
     observations: int = 0
     notifications: int = 0
     started: float = 0.0
+    unmapped: Mapping[str, int] = field(default_factory=dict)
+    """``model/field`` -> messages carrying that unmapped field (``Processor.unmapped``)."""
 
 
 def check_worker_identity(worker: str, share_group: str | None) -> None:
@@ -233,11 +235,13 @@ class IngestService:
                 or batch.observations >= opts.batch_max_observations
                 or time.monotonic() - batch.started >= opts.batch_max_age_s
             ):
+                batch.unmapped = self.processor.unmapped.take()
                 self._hand_over(batch)
                 batch = _Batch()
         # Stopping: the batch being built is still written (and acknowledged) if the write
         # thread takes it; what is left in the inbox stays unacknowledged and is resent.
         if batch.deliveries:
+            batch.unmapped = self.processor.unmapped.take()
             self._hand_over(batch, deadline=time.monotonic() + 5)
         self._hand_over(_STOP, deadline=time.monotonic() + 30)
 
@@ -285,6 +289,7 @@ class IngestService:
                     return None
                 started = time.perf_counter()
                 extra = {(counters.OWN_NOTIFICATION, ""): batch.notifications}
+                extra.update({(counters.UNMAPPED_FIELD, label): n for label, n in batch.unmapped.items()})
                 result = writer.write(batch.messages, extra=extra, batch_seq=seq)
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self._seq = seq
@@ -321,6 +326,7 @@ class IngestService:
                 continue
             self.metrics.record(result.tally)
             self.metrics.plain[counters.OWN_NOTIFICATION].inc(batch.notifications)
+            self.metrics.record_unmapped(batch.unmapped)
             if self.options.fanout and result.new:
                 self._fan_out(result.new)
 

@@ -450,3 +450,24 @@ def test_implausible_values_are_flagged_out_of_range(
 ) -> None:
     o = _one(models, model, Reading(field, value, None, RECEIVED))
     assert ("out_of_range" in flag_names(o.quality_flags)) is flagged
+
+
+def test_unmapped_field_counts_are_bounded_and_safe_to_store() -> None:
+    from ingest.process import OTHER, UnmappedFields
+
+    seen = UnmappedFields(limit=3)
+    seen.add("elsys-ers-co2", ("soundPeak", "soundAvg"))
+    seen.add("elsys-ers-co2", ("soundPeak", "x\x00y", "f4", "f5", "z" * 500))
+    assert len(seen) == 3  # sender-chosen names: no more labels than the limit
+    taken = seen.take()
+    assert taken == {
+        "elsys-ers-co2/soundPeak": 2,
+        "elsys-ers-co2/soundAvg": 1,
+        "elsys-ers-co2/x\\x00y": 1,  # a label is text the database takes: control characters escaped
+        f"elsys-ers-co2/{OTHER}": 3,
+    }
+    assert seen.take() == {}
+    long = UnmappedFields()
+    long.add("m", ("z" * 500,))
+    (label,) = long.take()
+    assert len(label) < 80

@@ -242,3 +242,57 @@ def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str
         assert scraped[key] == db[key], key
     assert db[(counters.QUARANTINED, "malformed")] == 1
     assert scraped[("fanout", "published")] == db[(counters.OBSERVATIONS_STORED, "")]
+
+
+def test_unmapped_fields_are_counted_bounded_and_shown_in_stats(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """Fields a device sends that its model neither maps nor ignores: counted per model and field, bounded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from bydata.cli import app
+    from bydata.settings import get_settings
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    mac = streams.AMS[0]
+    messages = [
+        streams.Message(
+            f"{prefix}amsreader/{mac}",
+            orjson.dumps({"id": mac, "t": 1741075200 + i, "data": {"P": i, f"vendor_{i}": 1, "x\u0000y": 2}}),
+            "amsreader",
+            i,
+            1,
+        )
+        for i in range(12)
+    ]
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix) as service:
+        service.processor.unmapped.limit = 4
+        streams.publish(mqtt_url, messages)
+        _wait_received(stream_db, len(messages), wait_until)
+        metrics = {
+            (s.labels["model"], s.labels["field"]): s.value
+            for family in service.metrics.registry.collect()
+            if family.name == "bydata_ingest_unmapped_fields"
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+    t = totals(stream_db)
+    unmapped = {label: n for (name, label), n in t.items() if name == counters.UNMAPPED_FIELD}
+    assert unmapped["amsreader-han/x\\x00y"] == len(messages)
+    assert len(unmapped) <= 4 + 1  # four fields of their own, the rest as (other)
+    assert sum(unmapped.values()) == 2 * len(messages)
+    assert metrics == {tuple(label.split("/", 1)): float(n) for label, n in unmapped.items()}
+    assert t[(counters.STORED, "")] == len(messages)
+    assert_identity(t)
+
+    monkeypatch.setenv("BYDATA_DATABASE_URL", stream_db)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["ingest", "stats", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counters"]["unmapped_field"] == unmapped
