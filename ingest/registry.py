@@ -31,10 +31,11 @@ from typing import Any, Literal
 import psycopg
 import yaml
 
-from ingest.types import Decoded, DeviceBinding, UnknownDevice
+from ingest.types import STORE_REJECTED, Decoded, DeviceBinding, IngestError, UnknownDevice
 from schemas import quality
 from schemas.device_models import DeviceModel, SensorInfo
 from schemas.provisioning import Provisioning
+from store.db import is_data_error, is_transient
 from store.provisioning import BindingRow, auto_provision, datastream_binding, load_bindings
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,21 @@ class Registry:
         return self._conn
 
     def _ask(self, what: Any, *args: Any) -> Any:
+        """Run ``what(conn, *args)``: an outage is :class:`RegistryUnavailable` (retry), refused data an IngestError."""
         try:
             return what(self._db(), *args)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except psycopg.Error as exc:
+            if is_data_error(exc):
+                raise IngestError(
+                    f"the database refused this device's data: {type(exc).__name__}: {exc}".strip(),
+                    reason=STORE_REJECTED,
+                ) from exc
+            if not is_transient(exc):
+                raise
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
-            raise RegistryUnavailable(str(exc)) from exc
+            raise RegistryUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
 
     def close(self) -> None:
         if self._conn is not None:

@@ -50,6 +50,7 @@ from ingest.sources import SourceSet, load_sources
 from schemas.device_models import DeviceModel
 from schemas.sta import format_time
 from store import counters
+from store.db import is_transient
 from store.observations import BatchResult, IncomingMessage, NewObservation, ObservationWriter
 
 log = logging.getLogger(__name__)
@@ -294,13 +295,22 @@ class IngestService:
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self._seq = seq
                 return result
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except psycopg.Error as exc:
+                # the writer sets aside what one message's data causes; what is left either clears
+                # with time (an outage, a failover's read-only primary, a shutdown) or is a fault
+                if not is_transient(exc):
+                    raise
                 self._drop_writer()
                 uncertain = seq is not None
                 self.metrics.db_retries.inc()
                 if self._stop.is_set():
                     raise
-                log.warning("database unavailable (%s); retrying the batch in %.1f s", str(exc).strip(), delay)
+                log.warning(
+                    "database unavailable (%s: %s); retrying the batch in %.1f s",
+                    type(exc).__name__,
+                    str(exc).strip(),
+                    delay,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.retry_max_s)
 
@@ -316,8 +326,10 @@ class IngestService:
                 return
             try:
                 result = self._write(batch)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                return  # stopping while the database is down: nothing acknowledged, all resent later
+            except psycopg.Error as exc:
+                if self._stop.is_set() and is_transient(exc):
+                    return  # stopping while the database is down: nothing acknowledged, all resent later
+                raise
             for delivery in batch.deliveries:
                 self.edge.ack(delivery)
             self.batches_written += 1

@@ -13,15 +13,19 @@ Per batch, in one transaction:
 4. the worker's counters (``store.counters``) and its batch number are updated.
 
 The caller acknowledges the batch's MQTT messages only after :meth:`ObservationWriter.write`
-returned, i.e. after COMMIT. A database error that one message causes (a constraint)
-quarantines that message with reason ``store_rejected`` and stores the rest; a lost
-connection raises :class:`psycopg.OperationalError` and the caller retries the whole batch.
+returned, i.e. after COMMIT. A database error that one message's data causes (a constraint, a
+value PostgreSQL refuses: ``store.db.is_data_error``) never fails the batch: where the rows
+are moved, each message is tried on its own savepoint; anywhere else in the transaction, the
+batch is written again message by message. The guilty message is quarantined with reason
+``store_rejected`` and the rest is stored. Other errors (a lost connection, a read-only server
+during a failover) are raised, and the caller retries the whole batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +41,12 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from schemas import quality
 from schemas.observation import NormalisedObservation
 from store import counters, quarantine
+from store.db import is_data_error
+
+log = logging.getLogger(__name__)
+
+# What the database (or psycopg, for a text it cannot send) raises when it refuses data.
+_REFUSALS = (psycopg.Error, UnicodeEncodeError)
 
 STORE_REJECTED = "store_rejected"  # the reason code of ingest.types, repeated here so store needs no ingest
 
@@ -224,22 +234,91 @@ class ObservationWriter:
         is recorded as the worker's last committed batch. Messages with a ``quarantine_id``
         are replays: their quarantine rows are marked instead of new ones being written.
         """
-        conn = self.conn
-        with conn.transaction():
-            already_quarantined, observations = self._delivery_log(messages)
-            result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
-            try:
-                with conn.transaction():
-                    new_per_message = self._insert(messages, observations, result.new)
-            except (psycopg.DataError, psycopg.IntegrityError):
-                result.new.clear()
-                new_per_message = self._insert_isolated(messages, observations, result)
-            self._quarantine(messages, already_quarantined, result)
-            self._account(messages, observations, new_per_message, already_quarantined, result)
-            counters.add(conn, self.worker, result.tally + Counter(extra or {}))
-            if batch_seq is not None:
-                counters.set_batch_seq(conn, self.worker, batch_seq)
+        try:
+            with self.conn.transaction():
+                result = self._store(messages)
+                self._count(result, extra, batch_seq)
+            return result
+        except _REFUSALS as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning(
+                "the database refused data of a batch outside its rows (%s); writing its %d messages one by one",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                len(messages),
+            )
+        with self.conn.transaction():
+            result = self._store_one_by_one(messages)
+            self._count(result, extra, batch_seq)
         return result
+
+    def _count(self, result: BatchResult, extra: Mapping[tuple[str, str], int] | None, batch_seq: int | None) -> None:
+        counters.add(self.conn, self.worker, result.tally + Counter(extra or {}))
+        if batch_seq is not None:
+            counters.set_batch_seq(self.conn, self.worker, batch_seq)
+
+    def _store(self, messages: Sequence[IncomingMessage], *, clear: bool = False) -> BatchResult:
+        """Delivery log, rows, quarantine and the tally of ``messages`` (in the caller's transaction).
+
+        ``clear`` empties the staging table afterwards, for when it is used again in the same
+        transaction (``ON COMMIT DELETE ROWS`` empties it only at commit).
+        """
+        conn = self.conn
+        already_quarantined, observations = self._delivery_log(messages)
+        result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
+        try:
+            with conn.transaction():
+                new_per_message = self._insert(messages, observations, result.new, clear=clear)
+        except _REFUSALS as exc:
+            if not is_data_error(exc):
+                raise
+            result.new.clear()
+            new_per_message = self._insert_isolated(messages, observations, result)
+        self._quarantine(messages, already_quarantined, result)
+        self._account(messages, observations, new_per_message, already_quarantined, result)
+        return result
+
+    def _store_one_by_one(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+        """Each message on a savepoint of its own; one the database refuses is quarantined as ``store_rejected``."""
+        result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
+        for i, m in enumerate(messages):
+            try:
+                with self.conn.transaction():
+                    one = self._store([m], clear=True)
+            except _REFUSALS as exc:
+                if not is_data_error(exc):
+                    raise
+                one = self._set_aside(m, exc)
+            result.outcomes[i] = one.outcomes[0]
+            result.new.extend(one.new)
+            result.tally.update(one.tally)
+            if 0 in one.rejections:
+                result.rejections[i] = one.rejections[0]
+        return result
+
+    def _set_aside(self, m: IncomingMessage, exc: BaseException) -> BatchResult:
+        """Quarantine a message the database refused, whole; if even its texts are refused, without them."""
+        name = type(exc).__name__
+        first = str(exc).strip()
+        attempts = [
+            dataclasses.replace(m, observations=(), rejection=Rejection(STORE_REJECTED, f"{name}: {first}")),
+            dataclasses.replace(
+                m,
+                observations=(),
+                source=None,
+                device_id=None,
+                rejection=Rejection(STORE_REJECTED, f"{name} (the database also refused this message's error text)"),
+            ),
+        ]
+        for attempt in attempts:
+            try:
+                with self.conn.transaction():
+                    return self._store([attempt], clear=True)
+            except _REFUSALS as again:
+                if not is_data_error(again):
+                    raise
+                exc = again
+        raise exc
 
     def _delivery_log(
         self, messages: Sequence[IncomingMessage]
@@ -307,8 +386,13 @@ class ObservationWriter:
         observations: Sequence[Sequence[NormalisedObservation]],
         new: list[NewObservation],
         only: Sequence[int] | None = None,
+        *,
+        clear: bool = False,
     ) -> dict[int, int]:
-        """Stage and move the observations of ``only`` (default: all) messages; new per message."""
+        """Stage and move the observations of ``only`` (default: all) messages; new per message.
+
+        ``clear`` empties the staging table afterwards (it is used again before COMMIT).
+        """
         indexes = range(len(messages)) if only is None else only
         staged: list[tuple[int, NormalisedObservation]] = []
         cur = self.conn.cursor()
@@ -343,6 +427,8 @@ class ObservationWriter:
             return {}
         cur.execute(_MOVE)
         ids = {(ds, t): oid for oid, ds, t in cur.fetchall()}
+        if clear:
+            cur.execute("DELETE FROM ingest_staging")
         per_message: dict[int, int] = {}
         for i, o in staged:
             oid = ids.pop((o.datastream_id, o.phenomenon_time), None)
@@ -365,10 +451,10 @@ class ObservationWriter:
             new: list[NewObservation] = []
             try:
                 with self.conn.transaction():
-                    counts = self._insert(messages, observations, new, only=[i])
-                    # ON COMMIT DELETE ROWS empties the staging table per batch; here it is reused.
-                    self.conn.execute("DELETE FROM ingest_staging")
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    counts = self._insert(messages, observations, new, only=[i], clear=True)
+            except _REFUSALS as exc:
+                if not is_data_error(exc):
+                    raise
                 result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
                 continue
             result.new.extend(new)

@@ -264,3 +264,86 @@ def test_counters_are_per_worker_and_sum(db: tuple[str, Any]) -> None:
         t = counters.totals(conn)
     assert t[(counters.RECEIVED, "")] == 2 and t[(counters.OWN_NOTIFICATION, "")] == 2
     _identity(t)
+
+
+def test_quarantine_keeps_texts_with_nul_and_the_payload_whole(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    """A NUL quoted from a payload into an error text or id must not make the quarantine refuse the message."""
+    url, streams = db
+    payload = b'{"esp8266id": "1\\u00002", "raw": "\x00\xff"}'
+    result = writer.write(
+        [
+            IncomingMessage(
+                "sensor-community/x",
+                payload,
+                T0,
+                rejection=Rejection("malformed", "airrohr sensordatavalues[0] (SDS\x00P1) has no value"),
+                source="sensor-community",
+                device_id="1\x002",
+                packet_id=5,
+            ),
+            IncomingMessage("a/1", b"1", T0, [_obs(streams["13597771"]["pm10"], T0, 1.0)]),
+        ]
+    )
+    assert result.outcomes == [Outcome.QUARANTINED, Outcome.STORED]
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT payload, error, device_id, reason FROM quarantine").fetchone()
+    assert row == (payload, "airrohr sensordatavalues[0] (SDS\\x00P1) has no value", "1\\x002", "malformed")
+    _identity(_totals(url))
+
+
+def test_data_refused_outside_the_rows_sets_aside_only_its_message(
+    db: tuple[str, Any], writer: ObservationWriter
+) -> None:
+    """A refusal anywhere in the batch (here a rule on the quarantine) costs only the message that caused it."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    with psycopg.connect(url) as conn:
+        conn.execute("ALTER TABLE quarantine ADD CONSTRAINT no_forbidden CHECK (error NOT LIKE '%%forbidden%%')")
+    msgs = [
+        IncomingMessage("a/1", b"good-1", T0, [_obs(pm10, T0, 1.0)], packet_id=1),
+        IncomingMessage("a/2", b"refused", T0, rejection=Rejection("malformed", "a forbidden text"), packet_id=2),
+        IncomingMessage("a/3", b"bad-json", T0, rejection=Rejection("malformed", "not JSON"), packet_id=3),
+        IncomingMessage(
+            "a/4", b"good-2", T0, [_obs(pm10, T0 + timedelta(minutes=1), 2.0, flags=TIME_ASSUMED)], packet_id=4
+        ),
+    ]
+    result = writer.write(msgs, batch_seq=7)
+    assert result.outcomes == [Outcome.STORED, Outcome.QUARANTINED, Outcome.QUARANTINED, Outcome.STORED]
+    assert [r[2] for r in _rows(url)] == [1.0, 2.0]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT payload, reason, error FROM quarantine ORDER BY id").fetchall()
+        logged = conn.execute("SELECT packet_id FROM ingest_deliveries ORDER BY 1").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(b"refused", "store_rejected"), (b"bad-json", "malformed")]
+    assert "CheckViolation" in rows[0][2]
+    assert logged == [(2,), (3,), (4,)]  # the delivery log still covers every message that needs it
+    assert writer.last_batch_seq() == 7
+    t = _totals(url)
+    assert t[(counters.QUARANTINED, "store_rejected")] == 1 and t[(counters.QUARANTINED, "malformed")] == 1
+    _identity(t)
+
+
+# (SQL that fails, is it the data's fault, does it clear with time): errors raised by the real server
+ERRORS = [
+    ("SELECT 1 / 0", True, False),
+    ("SELECT 'x'::int", True, False),
+    ("INSERT INTO quarantine (received_at, topic, payload, payload_hash, reason) VALUES (now(), 't', '', '', NULL)",
+     True, False),
+    ("CREATE TEMP TABLE big (t text); CREATE INDEX ON big (t); INSERT INTO big SELECT string_agg(md5(i::text), '')"
+     " FROM generate_series(1, 200) i", True, False),
+    ("SET TRANSACTION READ ONLY; INSERT INTO sites (id, kind, name) VALUES ('s', 'area', 'S')", False, True),
+    ("SELECT pg_terminate_backend(pg_backend_pid())", False, True),
+    ("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)", False, True),
+    ("SELECT * FROM no_such_table", False, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("statement", "data", "transient"), ERRORS)
+def test_database_errors_are_told_apart(migrated_db: str, statement: str, data: bool, transient: bool) -> None:
+    from store.db import is_data_error, is_transient
+
+    with psycopg.connect(migrated_db) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            for part in statement.split("; "):
+                conn.execute(part.encode())
+        assert (is_data_error(info.value), is_transient(info.value)) == (data, transient), repr(info.value)
+    assert is_data_error(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
