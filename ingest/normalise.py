@@ -23,6 +23,7 @@ from ingest.quality import (
     OUT_OF_RANGE,
     STALE_TIME,
     TIME_ASSUMED,
+    TIME_RELATIVE,
     UNVERIFIED_DEVICE,
     ZONE_ASSUMED,
     QualityState,
@@ -309,6 +310,8 @@ def normalise(
         flags = base | t_flags
         if reading.zone_assumed:
             flags |= ZONE_ASSUMED
+        if reading.time_relative:
+            flags |= TIME_RELATIVE
         end = reading.time_end
         if end is not None and end.tzinfo is not UTC:
             end = end.astimezone(UTC)

@@ -24,6 +24,7 @@ LOW_COST_SENSOR = flag("low_cost_sensor")
 TIME_ASSUMED = flag("time_assumed")
 ZONE_ASSUMED = flag("zone_assumed")
 UNVERIFIED_DEVICE = flag("unverified_device")
+TIME_RELATIVE = flag("time_relative")
 
 
 @dataclass(slots=True)

@@ -3,8 +3,9 @@
 Per batch, in one transaction:
 
 1. the delivery log (``ingest_deliveries``, see migration 0003) tells redelivered messages
-   whose rows are not idempotent by content (no payload time, or quarantined) their first
-   receive time, and records the messages of this batch that need it;
+   whose rows are not idempotent by content (a time taken from, or relative to, the receive
+   time: flags ``time_assumed``/``time_relative``; or quarantined) their first receive time,
+   and records the messages of this batch that need it;
 2. the observations are copied (binary ``COPY``) into a temporary staging table and moved
    with ``INSERT … SELECT … ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
    RETURNING``: a reading delivered twice is stored once, and the returned rows say which
@@ -174,8 +175,9 @@ def _flag_names(bits: int) -> tuple[str, ...]:
     return tuple(quality.decode(bits))
 
 
-def _time_assumed_bit() -> int:
-    return quality.flag("time_assumed")
+def _receive_time_bits() -> int:
+    """Flags of rows whose phenomenon time depends on when the message was received."""
+    return quality.flag("time_assumed") | quality.flag("time_relative")
 
 
 def _result_columns(result: Any) -> tuple[float | None, bool | None, str | None, Jsonb | None]:
@@ -203,7 +205,7 @@ class ObservationWriter:
             raise ValueError("the writer manages transactions; pass a non-autocommit connection")
         self.conn = conn
         self.worker = worker
-        self._time_assumed = _time_assumed_bit()
+        self._receive_time = _receive_time_bits()
         prepare_connection(conn)
 
     @classmethod
@@ -329,7 +331,7 @@ class ObservationWriter:
         observations of each message (shifted to the first receive time where redelivered).
         """
         observations: list[Sequence[NormalisedObservation]] = [m.observations for m in messages]
-        ta = self._time_assumed
+        ta = self._receive_time
         needs_log = [
             i
             for i, m in enumerate(messages)

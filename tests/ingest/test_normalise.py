@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 
 from ingest.decode import decode_message
@@ -134,6 +135,17 @@ def test_senml_heat_gateway(
     assert obs["indoor_co2"].result == 1180.0
     assert obs["indoor_co2"].phenomenon_time == datetime.fromtimestamp(1741074900, UTC)
     assert all(o.quality_flags == 0 for o in obs.values())
+
+
+def test_senml_relative_times_are_flagged(sources: SourceSet, models: dict[str, DeviceModel]) -> None:
+    binding = _binding(models, "senml-heat-gateway")
+    pack = [{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "supply_temp", "u": "Cel", "v": 61.5, "t": -30},
+            {"n": "co2", "u": "ppm", "v": 1180, "bt": 1741075200}]  # fmt: skip
+    raw = RawMessage("senml/gw", orjson.dumps(pack), RECEIVED)
+    obs = _by_property(binding, _run(sources, raw, binding))
+    assert obs["supply_temperature"].phenomenon_time == RECEIVED - timedelta(seconds=30)
+    assert flag_names(obs["supply_temperature"].quality_flags) == ["time_relative"]
+    assert obs["indoor_co2"].quality_flags == 0
 
 
 def test_elsys_through_chirpstack(

@@ -296,3 +296,39 @@ def test_unmapped_fields_are_counted_bounded_and_shown_in_stats(
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counters"]["unmapped_field"] == unmapped
+
+
+def test_crash_between_commit_and_ack_with_senml_relative_times(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """SenML times below 2**28 are relative to receipt; redelivered packs keep their first receive time."""
+    from ingest.mqtt import MqttEdge
+    from schemas.provisioning import Provisioning
+    from store.provisioning import import_provisioning
+    from tests.conftest import wait_until
+
+    gateways = [f"urn:dev:mac:0024befffe80{n:04x}" for n in range(3)]
+    with psycopg.connect(stream_db) as conn:
+        import_provisioning(conn, Provisioning.model_validate({"version": 1, "devices": [
+            {"id": g, "model": "senml-heat-gateway", "name": f"gateway {g}"} for g in gateways]}))  # fmt: skip
+    prefix = topic_prefix + "/"
+    worker = f"crash-senml-{topic_prefix}"
+
+    def pack(i: int) -> bytes:
+        first = {"bn": f"{gateways[i % 3]}:", "n": "supply_temp", "u": "Cel", "v": 60 + i / 10, "t": -60}
+        return orjson.dumps([first, {"n": "co2", "u": "ppm", "v": 900 + i, "t": -30}])
+
+    packs = [streams.Message(f"{prefix}senml/{gateways[i % 3]}", pack(i), "senml", i, 2) for i in range(30)]
+    with monkeypatch.context() as patch:
+        patch.setattr(MqttEdge, "ack", lambda self, delivery: True)  # committed, then "crashed" before PUBACK
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+            streams.publish(mqtt_url, packs)
+            _wait_received(stream_db, len(packs), wait_until)
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+        _wait_received(stream_db, 2 * len(packs), wait_until)
+    t = totals(stream_db)
+    assert t[(counters.STORED, "")] == t[(counters.DUPLICATE, "")] == len(packs)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 2 * len(packs)
+    with psycopg.connect(stream_db) as conn:
+        assert conn.execute("SELECT count(*) FROM observations").fetchone() == (2 * len(packs),)
+    assert_identity(t)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -347,3 +348,46 @@ def test_database_errors_are_told_apart(migrated_db: str, statement: str, data: 
                 conn.execute(part.encode())
         assert (is_data_error(info.value), is_transient(info.value)) == (data, transient), repr(info.value)
     assert is_data_error(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
+
+
+def test_redelivery_of_a_senml_pack_with_relative_times_is_stored_once(db: tuple[str, Any]) -> None:
+    """SenML times below 2**28 are relative to receipt: a redelivered pack must not land at new times."""
+    from ingest.decode import decode_message, load_models
+    from ingest.normalise import normalise
+    from ingest.quality import QualityState
+    from ingest.sources import load_sources
+    from ingest.types import DeviceBinding, RawMessage
+
+    url, _ = db
+    with psycopg.connect(url) as conn:
+        import_provisioning(conn, Provisioning.model_validate(
+            {"version": 1, "devices": [{"id": "urn:dev:mac:0024befffe804ff1", "model": "senml-heat-gateway",
+                                         "name": "School heat gateway"}]}))  # fmt: skip
+        streams = dict(load_bindings(conn)["urn:dev:mac:0024befffe804ff1"].datastreams)
+    models = load_models()
+    binding = DeviceBinding("urn:dev:mac:0024befffe804ff1", models["senml-heat-gateway"], streams)
+    source = load_sources()["senml"]
+    topic = "senml/gw-1"
+    payload = orjson.dumps([{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "supply_temp", "u": "Cel", "v": 61.5,
+                             "t": -60}, {"n": "co2", "u": "ppm", "v": 1180, "t": -30}])  # fmt: skip
+
+    def delivery(received: datetime, packet_id: int, dup: bool) -> IncomingMessage:
+        raw = RawMessage(topic, payload, received)
+        decoded = decode_message(raw, source, lambda _: binding.model)
+        normalised = normalise(decoded, binding, received, QualityState(), window=source.window)
+        return IncomingMessage(topic, payload, received, normalised.observations, packet_id=packet_id, redelivered=dup)
+
+    t1, t2 = T0, T0 + timedelta(seconds=45)
+    w = ObservationWriter.connect(url, "worker-senml")
+    try:
+        assert w.write([delivery(t1, 21, False)]).outcomes == [Outcome.STORED]
+        # committed, crash before PUBACK: the broker resends packet 21 with DUP set, received later
+        assert w.write([delivery(t2, 21, True)]).outcomes == [Outcome.DUPLICATE]
+    finally:
+        w.close()
+    with psycopg.connect(url) as conn:
+        times = conn.execute("SELECT phenomenon_time FROM observations ORDER BY 1").fetchall()
+    assert times == [(t1 - timedelta(seconds=60),), (t1 - timedelta(seconds=30),)]
+    t = _totals(url)
+    assert t[(counters.DUPLICATE, "")] == 1 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 2
+    _identity(t)
