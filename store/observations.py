@@ -6,10 +6,13 @@ Per batch, in one transaction:
    whose rows are not idempotent by content (a time taken from, or relative to, the receive
    time: flags ``time_assumed``/``time_relative``; or quarantined) their first receive time,
    and records the messages of this batch that need it;
-2. the observations are copied (binary ``COPY``) into a temporary staging table and moved
-   with ``INSERT … SELECT … ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-   RETURNING``: a reading delivered twice is stored once, and the returned rows say which
-   observations are new (they feed the live fan-out) and which were duplicates;
+2. the observations are copied (binary ``COPY``) into a temporary staging table, which gives
+   each its ``dedup_key`` (``observation_dedup_key``: a hash of result and phenomenon time
+   end, migration 0005), and moved with ``INSERT … SELECT … ON CONFLICT (datastream_id,
+   phenomenon_time, dedup_key) DO NOTHING RETURNING``: the same reading delivered twice is
+   stored once, a different result at the same time is stored beside it, and the returned
+   rows (joined back to the staging rows) say which observations are new (they feed the live
+   fan-out) and which were duplicates;
 3. undecodable messages go to the quarantine;
 4. the worker's counters (``store.counters``) and its batch number are updated.
 
@@ -116,7 +119,9 @@ CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
     result_text         text,
     result_json         jsonb,
     quality_flags       integer NOT NULL,
-    parameters          jsonb
+    parameters          jsonb,
+    dedup_key           bigint NOT NULL GENERATED ALWAYS AS (observation_dedup_key(
+                            result_number, result_boolean, result_text, result_json, phenomenon_time_end)) STORED
 ) ON COMMIT DELETE ROWS
 """
 _COPY = (
@@ -137,16 +142,26 @@ _COPY_TYPES = [
     "int4",
     "jsonb",
 ]
-# Sorted by key, then arrival: the index is filled in order and, of two rows with one key in
-# the same batch, the first to arrive is the one stored.
+# Sorted by key, then arrival: the index is filled in order and, of two equal readings in the
+# same batch, the first to arrive is the one stored. The new rows come back as (id, seq of the
+# staging row they came from), in arrival order; equal readings of one batch name the first.
 _MOVE = """
-INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
-                          result_number, result_boolean, result_text, result_json, quality_flags, parameters)
-SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
-       result_number, result_boolean, result_text, result_json, quality_flags, parameters
-FROM ingest_staging ORDER BY datastream_id, phenomenon_time, seq
-ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-RETURNING id, datastream_id, phenomenon_time
+WITH moved AS (
+    INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+                              result_number, result_boolean, result_text, result_json, quality_flags, parameters,
+                              dedup_key)
+    SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+           result_number, result_boolean, result_text, result_json, quality_flags, parameters, dedup_key
+    FROM ingest_staging ORDER BY datastream_id, phenomenon_time, seq
+    ON CONFLICT (datastream_id, phenomenon_time, dedup_key) DO NOTHING
+    RETURNING id, datastream_id, phenomenon_time, dedup_key
+)
+SELECT m.id, min(s.seq) AS seq
+FROM moved m
+JOIN ingest_staging s
+  ON s.datastream_id = m.datastream_id AND s.phenomenon_time = m.phenomenon_time AND s.dedup_key = m.dedup_key
+GROUP BY m.id
+ORDER BY seq
 """
 
 
@@ -428,15 +443,14 @@ class ObservationWriter:
         if not staged:
             return {}
         cur.execute(_MOVE)
-        ids = {(ds, t): oid for oid, ds, t in cur.fetchall()}
+        moved = cur.fetchall()
         if clear:
             cur.execute("DELETE FROM ingest_staging")
         per_message: dict[int, int] = {}
-        for i, o in staged:
-            oid = ids.pop((o.datastream_id, o.phenomenon_time), None)
-            if oid is not None:  # the first of this key in the batch is the one stored
-                new.append(NewObservation(oid, o))
-                per_message[i] = per_message.get(i, 0) + 1
+        for oid, seq in moved:
+            i, o = staged[seq]
+            new.append(NewObservation(oid, o))
+            per_message[i] = per_message.get(i, 0) + 1
         return per_message
 
     def _insert_isolated(

@@ -332,3 +332,35 @@ def test_crash_between_commit_and_ack_with_senml_relative_times(
     with psycopg.connect(stream_db) as conn:
         assert conn.execute("SELECT count(*) FROM observations").fetchone() == (2 * len(packs),)
     assert_identity(t)
+
+
+def test_a_revised_reading_is_stored_and_a_repeated_one_is_not(
+    stream_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """The same reading twice is one Observation; a different value at that time is one more, never dropped."""
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    mac = streams.AMS[1]
+    at = int(streams.T0.timestamp())
+
+    def meter(power: int, energy: float) -> streams.Message:
+        body = {"id": mac, "t": at, "data": {"P": power, "tPI": energy}}
+        return streams.Message(f"{prefix}amsreader/{mac}", orjson.dumps(body), "amsreader", 0, 2)
+
+    messages = [meter(1500, 1000.0), meter(1500, 1000.0), meter(1520, 1000.0)]  # once, again, P revised
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix):
+        streams.publish(mqtt_url, messages[:2])
+        _wait_received(stream_db, 2, wait_until)
+        streams.publish(mqtt_url, messages[2:])
+        _wait_received(stream_db, 3, wait_until)
+    with psycopg.connect(stream_db) as conn:
+        rows = conn.execute(
+            "SELECT d.property_key, o.result_number FROM observations o JOIN datastreams d ON d.id = o.datastream_id"
+            " ORDER BY o.id"
+        ).fetchall()
+    assert rows == [("active_power", 1500.0), ("active_energy_import", 1000.0), ("active_power", 1520.0)]
+    t = totals(stream_db)
+    assert (t[(counters.STORED, "")], t[(counters.DUPLICATE, "")]) == (2, 1)
+    assert (t[(counters.OBSERVATIONS_STORED, "")], t[(counters.OBSERVATIONS_DUPLICATE, "")]) == (3, 3)
+    assert_identity(t)

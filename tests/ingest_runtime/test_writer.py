@@ -73,7 +73,7 @@ def test_batch_is_stored_once_and_duplicates_are_counted(db: tuple[str, Any], wr
         IncomingMessage("a/1", b"1", T0, [_obs(pm10, T0, 12.3), _obs(occupancy, T0, True)]),
         IncomingMessage("a/2", b"2", T0, [_obs(pm10, T0 + timedelta(minutes=1), 13.0, flags=LOW_COST)]),
         # the same reading through a second gateway, in the same batch: the first is kept
-        IncomingMessage("a/3", b"3", T0, [_obs(pm10, T0 + timedelta(minutes=1), 99.0)]),
+        IncomingMessage("a/3", b"3", T0, [_obs(pm10, T0 + timedelta(minutes=1), 13.0)]),
     ]
     result = writer.write(first)
     assert result.outcomes == [Outcome.STORED, Outcome.STORED, Outcome.DUPLICATE]
@@ -391,3 +391,88 @@ def test_redelivery_of_a_senml_pack_with_relative_times_is_stored_once(db: tuple
     t = _totals(url)
     assert t[(counters.DUPLICATE, "")] == 1 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 2
     _identity(t)
+
+
+def test_a_different_result_at_a_stored_time_is_an_observation_of_its_own(
+    db: tuple[str, Any], writer: ObservationWriter
+) -> None:
+    """Only the same reading (Datastream, time, result, end) is a duplicate; a revision is stored beside it."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    occupancy = streams["70b3d5e75e00a001"]["parking_occupancy"]
+    hour = T0 + timedelta(hours=1)
+
+    def nilu(value: float, end: datetime = hour) -> NormalisedObservation:
+        return NormalisedObservation(pm10, T0, T0, value, phenomenon_time_end=end)
+
+    assert writer.write([IncomingMessage("n/1", b"1", T0, [nilu(10.5), _obs(occupancy, T0, True)])]).outcomes == [
+        Outcome.STORED
+    ]
+    second = writer.write(
+        [
+            IncomingMessage("n/1", b"1", T0, [nilu(10.5), _obs(occupancy, T0, True)]),  # delivered again
+            IncomingMessage("n/2", b"2", T0, [nilu(11.25)]),  # NILU revised the hour
+            IncomingMessage("n/3", b"3", T0, [nilu(11.25)]),  # ... and that revision came twice
+            IncomingMessage("n/4", b"4", T0, [nilu(10.5, T0 + timedelta(hours=2))]),  # another interval
+            IncomingMessage("n/5", b"5", T0, [_obs(occupancy, T0, False)]),  # a different state at that time
+        ]
+    )
+    assert second.outcomes == [Outcome.STORED if o else Outcome.DUPLICATE for o in (0, 1, 0, 1, 1)]
+    # the new rows are the observations that were new, each with its own id (they are fanned out)
+    assert sorted((n.observation.result, n.observation.phenomenon_time_end) for n in second.new) == sorted(
+        [(11.25, hour), (10.5, T0 + timedelta(hours=2)), (False, None)]
+    )
+    assert len({n.id for n in second.new}) == 3
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(result_number::text, result_boolean::text), phenomenon_time_end FROM observations"
+            " ORDER BY id"
+        ).fetchall()
+    assert rows == [("10.5", hour), ("true", None), ("11.25", hour), ("10.5", T0 + timedelta(hours=2)), ("false", None)]
+    t = _totals(url)
+    assert t[(counters.STORED, "")] == 4 and t[(counters.DUPLICATE, "")] == 2
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 5 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 3
+    _identity(t)
+
+
+def test_equal_results_of_every_type_are_duplicates(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    ds = streams["a81758fffe000001"]["indoor_co2"]
+    values: list[Any] = [776.0, True, "high", {"b": [1, 2], "a": None}, None]
+    batch = [IncomingMessage("t", b"x", T0, [_obs(ds, T0, v) for v in values])]
+    assert writer.write(batch).outcomes == [Outcome.STORED]
+    again = [IncomingMessage("t", b"x", T0, [_obs(ds, T0, v) for v in [776.0, True, "high", {"a": None, "b": [1, 2]},
+                                                                        None]])]  # fmt: skip
+    assert writer.write(again).outcomes == [Outcome.DUPLICATE]
+    other = [IncomingMessage("t", b"y", T0, [_obs(ds, T0, v) for v in [776.5, False, "low", {"a": 1}, "None"]])]
+    result = writer.write(other)
+    assert result.outcomes == [Outcome.STORED] and len(result.new) == 5
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM observations").fetchone() == (10,)
+
+
+def test_the_dedup_key_is_the_documented_hash(migrated_db: str) -> None:
+    """observation_dedup_key is a stable, session-independent function: its value is pinned here."""
+    import hashlib
+    import struct
+
+    def expected(tagged: str, end: datetime | None) -> int:
+        micros = None if end is None else (end - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        text = tagged + "|" + ("-" if micros is None else struct.pack(">q", micros).hex())
+        return int.from_bytes(bytes.fromhex(hashlib.md5(text.encode()).hexdigest()[:16]), "big", signed=True)
+
+    cases = [
+        ((12.3, None, None, None, None), expected("n" + struct.pack(">d", 12.3).hex(), None)),
+        ((None, True, None, None, T0), expected("btrue", T0)),
+        ((None, None, "høy", None, None), expected("thøy", None)),
+        ((None, None, None, '{"b": 1, "a": [1, 2]}', None), expected('j{"a": [1, 2], "b": 1}', None)),
+        ((None, None, None, None, None), expected("-", None)),
+    ]
+    with psycopg.connect(migrated_db) as conn:
+        for settings in ("SET TIME ZONE 'Europe/Oslo'", "SET extra_float_digits = -3"):
+            conn.execute(settings)
+            for args, key in cases:
+                row = conn.execute(
+                    "SELECT observation_dedup_key(%s::float8, %s::bool, %s::text, %s::jsonb, %s::timestamptz)", args
+                ).fetchone()
+                assert row == (key,), args
