@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ingest.decode import decode_message
-from ingest.normalise import normalise
-from ingest.quality import QualityState
+from ingest.normalise import normalise, property_plan
+from ingest.quality import FUTURE_TIME, SPIKE, QualityState
 from ingest.registry import Registry, RegistryUnavailable
 from ingest.sources import Source, SourceSet
-from ingest.types import MALFORMED, IngestError, NoSource, RawMessage
+from ingest.types import MALFORMED, DeviceBinding, IngestError, MappingError, NoSource, RawMessage
 from schemas.device_models import DeviceModel
 from store.observations import IncomingMessage, Rejection
 
@@ -87,6 +87,47 @@ class Processor:
     state: QualityState = field(default_factory=QualityState)
     unmapped: UnmappedFields = field(default_factory=UnmappedFields)
     """Vendor fields seen but neither mapped nor ignored (bounded): for the operator."""
+    seeded: set[str] = field(default_factory=set)
+    """Devices whose Datastreams' quality state was started from the store (see :meth:`seed`)."""
+
+    def seed(self, bindings: Iterable[DeviceBinding]) -> int:
+        """Start the spike, stuck and counter-reset state of these devices from their newest stored readings.
+
+        Without it a restarted worker would judge each Datastream's first reading against
+        nothing: a meter reset across a restart would go unflagged. One statement for all the
+        devices given (the worker calls it for every provisioned device at start, then once for
+        each device it meets later); Datastreams already in the state keep theirs. Returns how
+        many Datastreams were seeded. Raises :class:`RegistryUnavailable` (nothing is marked done).
+        """
+        caps: dict[int, int] = {}
+        devices: list[str] = []
+        for binding in bindings:
+            if binding.device_id in self.seeded:
+                continue
+            devices.append(binding.device_id)
+            for key, datastream_id in binding.datastreams.items():
+                try:
+                    plan = property_plan(key)
+                except MappingError:
+                    continue
+                if plan.stateful and datastream_id not in self.state.streams:
+                    caps[datastream_id] = plan.rules.seed_rows
+        seeded = 0
+        if caps:
+            found = self.registry.recent_readings(caps, skip_flags=FUTURE_TIME, spike_flag=SPIKE)
+            for datastream_id, r in found.items():
+                if datastream_id not in self.state.streams:
+                    self.state.seed(
+                        datastream_id,
+                        r.time.timestamp(),
+                        r.value,
+                        repeats=r.repeats,
+                        ref_time=r.ref_time.timestamp(),
+                        ref_value=r.ref_value,
+                    )
+                    seeded += 1
+        self.seeded.update(devices)
+        return seeded
 
     def _strip(self, topic: str) -> str:
         if not self.topic_prefix:
@@ -115,6 +156,8 @@ class Processor:
             if source.envelope == "sta" and decoded.meta.get("iot_id") is not None:
                 return None
             binding = self.registry.binding_for(decoded)
+            if binding.device_id not in self.seeded:
+                self.seed((binding,))
             result = normalise(decoded, binding, raw.received_at, self.state, window=source.window)
         except RegistryUnavailable:
             raise

@@ -37,6 +37,7 @@ from schemas.device_models import DeviceModel, SensorInfo
 from schemas.provisioning import Provisioning
 from store.db import is_data_error, is_transient
 from store.provisioning import BindingRow, auto_provision, datastream_binding, load_bindings
+from store.recent import RecentReadings, recent_readings
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,19 @@ class Registry:
             raise UnknownDevice(f"device {decoded.device_id} could not be provisioned")
         self._bindings[decoded.device_id] = binding
         return binding
+
+    def bindings(self) -> list[DeviceBinding]:
+        """Every binding loaded so far (provisioned devices, and those looked up since)."""
+        return list(self._bindings.values())
+
+    def recent_readings(
+        self, caps: Mapping[int, int], *, skip_flags: int, spike_flag: int
+    ) -> dict[int, RecentReadings]:
+        """The newest stored readings of these Datastreams (``store.recent``); :class:`RegistryUnavailable` if down."""
+        found: dict[int, RecentReadings] = self._ask(
+            lambda conn: recent_readings(conn, caps, skip_flags=skip_flags, spike_flag=spike_flag)
+        )
+        return found
 
     def __len__(self) -> int:
         return len(self._bindings)

@@ -403,11 +403,17 @@ class IngestService:
             raise RuntimeError("an ingest thread failed") from self._failure
 
     def _await_database(self, stop: threading.Event | None) -> None:
-        """Load the registry before subscribing, waiting for the database if it is not up yet."""
+        """Load the registry and the quality state before subscribing, waiting for the database if it is not up yet.
+
+        The state (spike, stuck, counter reset) resumes from the newest stored readings of every
+        provisioned device's Datastreams, so a restart does not blind the checks.
+        """
         delay = 0.5
         while True:
             try:
                 self.registry.refresh()
+                seeded = self.processor.seed(self.registry.bindings())
+                log.info("quality checks resume from the stored readings of %d Datastreams", seeded)
                 return
             except RegistryUnavailable as exc:
                 if self._stop.is_set() or (stop is not None and stop.is_set()):
