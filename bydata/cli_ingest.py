@@ -98,6 +98,7 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
     """Run an ingest worker until SIGTERM/Ctrl-C: MQTT in, observations committed, then acknowledged."""
     if ctx.invoked_subcommand is not None:
         return
+    from ingest.service import check_worker_identity
     from store.db import connect
     from store.migrations import upgrade
 
@@ -108,6 +109,11 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
         ingest_policy=policy,
         ingest_metrics_port=metrics_port,
     )
+    try:
+        check_worker_identity(settings.ingest_client_id, settings.ingest_share_group)
+    except ValueError as exc:
+        console.print(f"[red]not started:[/] {exc}")
+        raise typer.Exit(2) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -10,6 +10,8 @@ import platformdirs
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest import DEFAULT_CLIENT_ID
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("bydata", appauthor=False))
@@ -75,11 +77,12 @@ class Settings(BaseSettings):
         default="INFO", description="Log level of every Bydata process."
     )
     ingest_client_id: str = Field(
-        default="bydata-ingest",
+        default=DEFAULT_CLIENT_ID,
         min_length=1,
         max_length=64,
         description="MQTT client id of this ingest worker; its persistent session and counters are keyed on it, "
-        "so keep it stable across restarts and give every worker its own.",
+        "so keep it stable across restarts and give every worker its own (a worker in a share group must not "
+        "use the default).",
     )
     ingest_share_group: str | None = Field(
         default=None,

@@ -29,8 +29,8 @@ def _setters(cls: type, names: tuple[str, ...]) -> list[Callable[[Any, Any], Non
     return [cls.__dict__[name].__set__ for name in names]
 
 
-_r_field, _r_value, _r_unit, _r_time, _r_end, _r_zone = _setters(
-    Reading, ("field", "value", "unit", "time", "time_end", "zone_assumed")
+_r_field, _r_value, _r_unit, _r_time, _r_end, _r_zone, _r_relative = _setters(
+    Reading, ("field", "value", "unit", "time", "time_end", "zone_assumed", "time_relative")
 )
 _d_device, _d_readings, _d_hint, _d_kind, _d_meta = _setters(
     Decoded, ("device_id", "readings", "model_hint", "kind", "meta")
@@ -57,8 +57,9 @@ def reading(  # noqa: PLR0917 - mirrors the dataclass constructor
     time: datetime | None,
     time_end: datetime | None = None,
     zone_assumed: bool = False,
+    time_relative: bool = False,
 ) -> Reading:
-    """``Reading(field, value, unit, time, time_end, zone_assumed)``, built fast."""
+    """``Reading(field, value, unit, time, time_end, zone_assumed, time_relative)``, built fast."""
     r: Reading = _new(Reading)
     _r_field(r, field)
     _r_value(r, value)
@@ -66,6 +67,7 @@ def reading(  # noqa: PLR0917 - mirrors the dataclass constructor
     _r_time(r, time)
     _r_end(r, time_end)
     _r_zone(r, zone_assumed)
+    _r_relative(r, time_relative)
     return r
 
 

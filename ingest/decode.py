@@ -13,6 +13,7 @@ from typing import Any
 from ingest._build import decoded, reading
 from ingest.codecs import check_models, get_codec
 from ingest.envelopes import ENVELOPES, LORAWAN, Uplink
+from ingest.envelopes._common import check_device_id
 from ingest.sources import Source
 from ingest.types import Decoded, DecodeError, RawMessage, Reading, UnknownDevice
 from schemas.device_models import DeviceModel, device_models, load_device_models
@@ -100,10 +101,13 @@ def decode_message(
     ``DeviceModel.match`` of ``models`` (default: the shipped models), else
     :class:`UnknownDevice`. ``Decoded.model_hint`` is the key of the model used (for
     other envelopes: the source's ``device_model``, which auto provisioning may use).
+    The device id (from the payload or the topic) must be printable text of at most
+    ``MAX_DEVICE_ID`` characters (:func:`~ingest.envelopes._common.check_device_id`).
     Raises only :class:`~ingest.types.IngestError` subclasses for bad input.
     """
     decoder = ENVELOPES[source.envelope]
     out = decoder(raw, source)
+    check_device_id(out.device_id, f"{source.name} message")
     if isinstance(out, Decoded):
         return out
     model = model_of(out.device_id)

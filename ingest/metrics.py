@@ -39,6 +39,13 @@ class IngestMetrics:
         self.flagged = Counter(
             "bydata_ingest_flagged", "Newly stored observations carrying a quality flag, by flag.", ["flag"], registry=r
         )
+        self.unmapped = Counter(
+            "bydata_ingest_unmapped_fields",
+            "Messages carrying a field their device model neither maps nor ignores, by model and field"
+            " (at most a bounded number of fields each; the rest as '(other)').",
+            ["model", "field"],
+            registry=r,
+        )
         self.db_retries = Counter(
             "bydata_ingest_database_retries", "Batch writes retried because the database was unreachable.", registry=r
         )
@@ -71,6 +78,12 @@ class IngestMetrics:
                 self.quarantined.labels(reason=label).inc(value)
             elif name == counters.FLAGGED:
                 self.flagged.labels(flag=label).inc(value)
+
+    def record_unmapped(self, counts: Mapping[str, int]) -> None:
+        """Add a committed batch's unmapped fields (labels ``model/field``, see ``ingest.process``)."""
+        for label, value in counts.items():
+            model, _, name = label.partition("/")
+            self.unmapped.labels(model=model, field=name).inc(value)
 
     def serve(self, host: str, port: int) -> WSGIServer:
         """Expose ``/metrics`` over HTTP (a daemon thread of prometheus-client); ``shutdown()`` stops it."""

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from ingest._build import observation
@@ -22,12 +23,13 @@ from ingest.quality import (
     OUT_OF_RANGE,
     STALE_TIME,
     TIME_ASSUMED,
+    TIME_RELATIVE,
     UNVERIFIED_DEVICE,
     ZONE_ASSUMED,
     QualityState,
     Rules,
 )
-from ingest.sources import PlausibilityWindow
+from ingest.sources import PlausibilityWindow, default_window
 from ingest.types import Decoded, DeviceBinding, MappingError, Reading
 from schemas import units
 from schemas.device_models import DeviceModel
@@ -36,9 +38,6 @@ from schemas.vocabulary import PropertyDef, vocabulary
 
 NUMBER, BOOLEAN, TEXT, JSON = 0, 1, 2, 3
 _KINDS = {"number": NUMBER, "boolean": BOOLEAN, "text": TEXT, "json": JSON}
-_TRUE = frozenset({"true", "1", "on", "yes"})
-_FALSE = frozenset({"false", "0", "off", "no"})
-DEFAULT_WINDOW = PlausibilityWindow()
 _UNSEEN = object()
 
 
@@ -177,6 +176,13 @@ def _number(raw: Any, field: str) -> float:
     return value
 
 
+@cache
+def _boolean_words() -> tuple[frozenset[str], frozenset[str]]:
+    """Texts read as true and as false (``boolean_text`` of the vocabulary), lower case."""
+    words = vocabulary().boolean_text
+    return frozenset(w.lower() for w in words.true), frozenset(w.lower() for w in words.false)
+
+
 def _boolean(raw: Any, field: str) -> bool:
     if raw is True or raw is False:
         return bool(raw)
@@ -184,9 +190,10 @@ def _boolean(raw: Any, field: str) -> bool:
         return bool(raw)
     if isinstance(raw, str):
         text = raw.strip().lower()
-        if text in _TRUE:
+        true, false = _boolean_words()
+        if text in true:
             return True
-        if text in _FALSE:
+        if text in false:
             return False
     raise MappingError(f"field {field!r}: {raw!r:.60} is not a boolean")
 
@@ -233,13 +240,14 @@ def normalise(
     received_at: datetime,
     state: QualityState,
     *,
-    window: PlausibilityWindow = DEFAULT_WINDOW,
+    window: PlausibilityWindow | None = None,
 ) -> Normalised:
     """Map, convert and flag every reading of ``decoded`` for the device ``binding``.
 
     ``received_at`` (aware) is when Bydata received the message; it is the phenomenon
     time of readings without one (flag ``time_assumed``) and is kept on every row.
-    ``window`` is the source's plausibility window (future clock skew, lateness).
+    ``window`` is the source's plausibility window (future clock skew, lateness; default: the
+    shipped sources file's defaults).
     Raises :class:`MappingError` (reason ``unmapped``) naming the field when a mapped
     value cannot be used; nothing is returned and ``state`` is untouched in that case.
     """
@@ -277,6 +285,8 @@ def normalise(
         return Normalised((), tuple(ignored), tuple(unmapped))
 
     # Pass 2: times, flags and per-datastream state.
+    if window is None:
+        window = default_window()
     latest = received + window.max_future
     earliest = received - window.max_late
     result_time = meta.get("result_time") if meta else None
@@ -300,6 +310,8 @@ def normalise(
         flags = base | t_flags
         if reading.zone_assumed:
             flags |= ZONE_ASSUMED
+        if reading.time_relative:
+            flags |= TIME_RELATIVE
         end = reading.time_end
         if end is not None and end.tzinfo is not UTC:
             end = end.astimezone(UTC)

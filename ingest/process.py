@@ -11,21 +11,69 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ingest.decode import decode_message
-from ingest.normalise import normalise
-from ingest.quality import QualityState
+from ingest.normalise import normalise, property_plan
+from ingest.quality import FUTURE_TIME, SPIKE, QualityState
 from ingest.registry import Registry, RegistryUnavailable
 from ingest.sources import Source, SourceSet
-from ingest.types import MALFORMED, IngestError, NoSource, RawMessage
+from ingest.types import MALFORMED, DeviceBinding, IngestError, MappingError, NoSource, RawMessage
 from schemas.device_models import DeviceModel
 from store.observations import IncomingMessage, Rejection
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Processor", "RegistryUnavailable"]
+__all__ = ["Processor", "RegistryUnavailable", "UnmappedFields"]
+
+OTHER = "(other)"
+"""The field label of unmapped fields past :attr:`UnmappedFields.limit` distinct ones."""
+_MAX_FIELD = 64  # characters of a field name kept in its label
+
+
+def _label(model: str, name: str) -> str:
+    """``model/field`` with the field name cut short and its control characters escaped."""
+    shown = name if len(name) <= _MAX_FIELD else name[:_MAX_FIELD] + "…"
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
+    return f"{model}/{shown}"
+
+
+class UnmappedFields:
+    """Fields devices send that their model neither maps nor ignores, counted per ``model/field``.
+
+    Field names are chosen by the senders, so at most ``limit`` distinct pairs get a label of
+    their own; the rest are counted as ``<model>/(other)``. The counts since the last
+    :meth:`take` go into the batch's counters (``unmapped_field``), so ``bydata ingest stats``
+    and the metrics show them.
+    """
+
+    __slots__ = ("_labels", "_pending", "limit")
+
+    def __init__(self, limit: int = 500) -> None:
+        self.limit = limit
+        self._labels: dict[tuple[str, str], str] = {}
+        self._pending: Counter[str] = Counter()
+
+    def add(self, model: str, names: tuple[str, ...]) -> None:
+        labels, pending = self._labels, self._pending
+        for name in names:
+            label = labels.get((model, name))
+            if label is None:
+                if len(labels) < self.limit:
+                    label = labels[(model, name)] = _label(model, name)
+                else:
+                    label = f"{model}/{OTHER}"
+            pending[label] += 1
+
+    def take(self) -> Counter[str]:
+        """The counts since the last call (and forget them)."""
+        taken, self._pending = self._pending, Counter()
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._labels)
 
 
 @dataclass(slots=True)
@@ -37,8 +85,49 @@ class Processor:
     models: Mapping[str, DeviceModel]
     topic_prefix: str = ""
     state: QualityState = field(default_factory=QualityState)
-    unmapped_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(device model, vendor field) seen but neither mapped nor ignored: for the operator."""
+    unmapped: UnmappedFields = field(default_factory=UnmappedFields)
+    """Vendor fields seen but neither mapped nor ignored (bounded): for the operator."""
+    seeded: set[str] = field(default_factory=set)
+    """Devices whose Datastreams' quality state was started from the store (see :meth:`seed`)."""
+
+    def seed(self, bindings: Iterable[DeviceBinding]) -> int:
+        """Start the spike, stuck and counter-reset state of these devices from their newest stored readings.
+
+        Without it a restarted worker would judge each Datastream's first reading against
+        nothing: a meter reset across a restart would go unflagged. One statement for all the
+        devices given (the worker calls it for every provisioned device at start, then once for
+        each device it meets later); Datastreams already in the state keep theirs. Returns how
+        many Datastreams were seeded. Raises :class:`RegistryUnavailable` (nothing is marked done).
+        """
+        caps: dict[int, int] = {}
+        devices: list[str] = []
+        for binding in bindings:
+            if binding.device_id in self.seeded:
+                continue
+            devices.append(binding.device_id)
+            for key, datastream_id in binding.datastreams.items():
+                try:
+                    plan = property_plan(key)
+                except MappingError:
+                    continue
+                if plan.stateful and datastream_id not in self.state.streams:
+                    caps[datastream_id] = plan.rules.seed_rows
+        seeded = 0
+        if caps:
+            found = self.registry.recent_readings(caps, skip_flags=FUTURE_TIME, spike_flag=SPIKE)
+            for datastream_id, r in found.items():
+                if datastream_id not in self.state.streams:
+                    self.state.seed(
+                        datastream_id,
+                        r.time.timestamp(),
+                        r.value,
+                        repeats=r.repeats,
+                        ref_time=r.ref_time.timestamp(),
+                        ref_value=r.ref_value,
+                    )
+                    seeded += 1
+        self.seeded.update(devices)
+        return seeded
 
     def _strip(self, topic: str) -> str:
         if not self.topic_prefix:
@@ -67,6 +156,8 @@ class Processor:
             if source.envelope == "sta" and decoded.meta.get("iot_id") is not None:
                 return None
             binding = self.registry.binding_for(decoded)
+            if binding.device_id not in self.seeded:
+                self.seed((binding,))
             result = normalise(decoded, binding, raw.received_at, self.state, window=source.window)
         except RegistryUnavailable:
             raise
@@ -76,8 +167,8 @@ class Processor:
             log.exception("unexpected error decoding a message on %s", raw.topic)
             detail = f"internal error {type(exc).__name__}: {exc}"
             return self._rejected(raw, MALFORMED, detail, source, device_id, packet_id, redelivered)
-        for name in result.unmapped:
-            self.unmapped_fields[(binding.model.key, name)] += 1
+        if result.unmapped:
+            self.unmapped.add(binding.model.key, result.unmapped)
         return IncomingMessage(
             topic=raw.topic,
             payload=raw.payload,

@@ -24,6 +24,7 @@ LOW_COST_SENSOR = flag("low_cost_sensor")
 TIME_ASSUMED = flag("time_assumed")
 ZONE_ASSUMED = flag("zone_assumed")
 UNVERIFIED_DEVICE = flag("unverified_device")
+TIME_RELATIVE = flag("time_relative")
 
 
 @dataclass(slots=True)
@@ -56,6 +57,13 @@ class Rules:
     def stateful(self) -> bool:
         return self.cumulative or self.spike_delta is not None or self.stuck_count is not None
 
+    @property
+    def seed_rows(self) -> int:
+        """How many of a Datastream's newest stored readings its state is started from: enough to
+        count a stuck run to the rule's count, and at least ten to find the newest reading that was
+        no spike."""
+        return max(self.stuck_count or 1, 10)
+
 
 class QualityState:
     """Per-datastream state for spike, stuck and counter-reset checks; owned by the caller.
@@ -72,9 +80,21 @@ class QualityState:
     def __len__(self) -> int:
         return len(self.streams)
 
-    def seed(self, datastream_id: int, time: float, value: float) -> None:
-        """Start a Datastream from a stored reading (e.g. its latest row after a restart)."""
-        self.streams[datastream_id] = StreamState(time, value, 1, time, value)
+    def seed(
+        self,
+        datastream_id: int,
+        time: float,
+        value: float,
+        *,
+        repeats: int = 1,
+        ref_time: float | None = None,
+        ref_value: float | None = None,
+    ) -> None:
+        """Start a Datastream from what is stored (after a restart): its newest reading, how often
+        in a row that value came, and its newest reading that was no spike (default: the newest)."""
+        self.streams[datastream_id] = StreamState(
+            time, value, repeats, time if ref_time is None else ref_time, value if ref_value is None else ref_value
+        )
 
     def check(self, datastream_id: int, rules: Rules, time: float, value: float) -> int:
         """Flags for a reading at ``time`` (epoch s) with ``value``; updates state if it is the newest."""

@@ -31,10 +31,13 @@ from typing import Any, Literal
 import psycopg
 import yaml
 
-from ingest.types import Decoded, DeviceBinding, UnknownDevice
+from ingest.types import STORE_REJECTED, Decoded, DeviceBinding, IngestError, UnknownDevice
+from schemas import quality
 from schemas.device_models import DeviceModel, SensorInfo
 from schemas.provisioning import Provisioning
+from store.db import is_data_error, is_transient
 from store.provisioning import BindingRow, auto_provision, datastream_binding, load_bindings
+from store.recent import RecentReadings, recent_readings
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +112,21 @@ class Registry:
         return self._conn
 
     def _ask(self, what: Any, *args: Any) -> Any:
+        """Run ``what(conn, *args)``: an outage is :class:`RegistryUnavailable` (retry), refused data an IngestError."""
         try:
             return what(self._db(), *args)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except psycopg.Error as exc:
+            if is_data_error(exc):
+                raise IngestError(
+                    f"the database refused this device's data: {type(exc).__name__}: {exc}".strip(),
+                    reason=STORE_REJECTED,
+                ) from exc
+            if not is_transient(exc):
+                raise
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
-            raise RegistryUnavailable(str(exc)) from exc
+            raise RegistryUnavailable(f"{type(exc).__name__}: {exc}".strip()) from exc
 
     def close(self) -> None:
         if self._conn is not None:
@@ -133,7 +144,7 @@ class Registry:
             device_id=row.device_id,
             model=model,
             datastreams=dict(row.datastreams),
-            low_cost=(row.station_kind or model.station_kind) == "low-cost",
+            low_cost=quality.is_low_cost(row.station_kind or model.station_kind),
             verified=row.verified,
         )
 
@@ -216,6 +227,19 @@ class Registry:
             raise UnknownDevice(f"device {decoded.device_id} could not be provisioned")
         self._bindings[decoded.device_id] = binding
         return binding
+
+    def bindings(self) -> list[DeviceBinding]:
+        """Every binding loaded so far (provisioned devices, and those looked up since)."""
+        return list(self._bindings.values())
+
+    def recent_readings(
+        self, caps: Mapping[int, int], *, skip_flags: int, spike_flag: int
+    ) -> dict[int, RecentReadings]:
+        """The newest stored readings of these Datastreams (``store.recent``); :class:`RegistryUnavailable` if down."""
+        found: dict[int, RecentReadings] = self._ask(
+            lambda conn: recent_readings(conn, caps, skip_flags=skip_flags, spike_flag=spike_flag)
+        )
+        return found
 
     def __len__(self) -> int:
         return len(self._bindings)

@@ -18,7 +18,7 @@ from ingest.registry import Policy, Registry
 from ingest.sources import SourceSet
 from ingest.types import RawMessage
 from schemas.device_models import DeviceModel
-from store import quarantine
+from store import counters, quarantine
 from store.observations import IncomingMessage, ObservationWriter, Outcome, Rejection
 
 REPLAY_WORKER = "replay"
@@ -86,7 +86,8 @@ def replay(
                         )
                     message.quarantine_id = row.id
                     messages.append(message)
-                result = writer.write(messages)
+                unmapped = processor.unmapped.take()
+                result = writer.write(messages, extra={(counters.UNMAPPED_FIELD, k): n for k, n in unmapped.items()})
             for i, outcome in enumerate(result.outcomes):
                 if outcome is Outcome.STORED:
                     report.stored += 1

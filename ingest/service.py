@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from ingest import DEFAULT_CLIENT_ID
 from ingest.decode import load_models
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Delivery, MqttEdge
@@ -49,6 +50,7 @@ from ingest.sources import SourceSet, load_sources
 from schemas.device_models import DeviceModel
 from schemas.sta import format_time
 from store import counters
+from store.db import is_transient
 from store.observations import BatchResult, IncomingMessage, NewObservation, ObservationWriter
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ _STOP = object()
 class IngestOptions:
     """What a worker needs to know besides where the database and broker are (see ``Settings``)."""
 
-    worker: str = "bydata-ingest"
+    worker: str = DEFAULT_CLIENT_ID
     share_group: str | None = None
     policy: Policy = "strict"
     topic_prefix: str = ""
@@ -83,6 +85,25 @@ class _Batch:
     observations: int = 0
     notifications: int = 0
     started: float = 0.0
+    unmapped: Mapping[str, int] = field(default_factory=dict)
+    """``model/field`` -> messages carrying that unmapped field (``Processor.unmapped``)."""
+
+
+def check_worker_identity(worker: str, share_group: str | None) -> None:
+    """Refuse a worker in a share group that kept the default client id.
+
+    The client id keys the MQTT session, the delivery log and the batch number: two workers
+    with one id take over each other's session (the broker drops the other connection) and
+    mix their logs, which breaks exactly-once. A lone worker may keep the default; a worker
+    that shares a subscription is one of several, so it must be named.
+    """
+    if share_group and worker == DEFAULT_CLIENT_ID:
+        raise ValueError(
+            f"a worker in share group {share_group!r} needs a client id of its own: set BYDATA_INGEST_CLIENT_ID"
+            f" (or --client-id) to a name no other worker uses and keep it across restarts; workers sharing"
+            f" the default {DEFAULT_CLIENT_ID!r} would take over each other's MQTT session and mix their"
+            " delivery logs and batch numbers"
+        )
 
 
 def notification(new: NewObservation, base_url: str) -> bytes:
@@ -119,6 +140,7 @@ class IngestService:
         metrics: IngestMetrics | None = None,
     ) -> None:
         self.options = opts = options or IngestOptions()
+        check_worker_identity(opts.worker, opts.share_group)
         self.database_url = database_url
         self.models = dict(models) if models is not None else load_models()
         self.sources = sources or load_sources()
@@ -214,11 +236,13 @@ class IngestService:
                 or batch.observations >= opts.batch_max_observations
                 or time.monotonic() - batch.started >= opts.batch_max_age_s
             ):
+                batch.unmapped = self.processor.unmapped.take()
                 self._hand_over(batch)
                 batch = _Batch()
         # Stopping: the batch being built is still written (and acknowledged) if the write
         # thread takes it; what is left in the inbox stays unacknowledged and is resent.
         if batch.deliveries:
+            batch.unmapped = self.processor.unmapped.take()
             self._hand_over(batch, deadline=time.monotonic() + 5)
         self._hand_over(_STOP, deadline=time.monotonic() + 30)
 
@@ -266,17 +290,27 @@ class IngestService:
                     return None
                 started = time.perf_counter()
                 extra = {(counters.OWN_NOTIFICATION, ""): batch.notifications}
+                extra.update({(counters.UNMAPPED_FIELD, label): n for label, n in batch.unmapped.items()})
                 result = writer.write(batch.messages, extra=extra, batch_seq=seq)
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self._seq = seq
                 return result
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except psycopg.Error as exc:
+                # the writer sets aside what one message's data causes; what is left either clears
+                # with time (an outage, a failover's read-only primary, a shutdown) or is a fault
+                if not is_transient(exc):
+                    raise
                 self._drop_writer()
                 uncertain = seq is not None
                 self.metrics.db_retries.inc()
                 if self._stop.is_set():
                     raise
-                log.warning("database unavailable (%s); retrying the batch in %.1f s", str(exc).strip(), delay)
+                log.warning(
+                    "database unavailable (%s: %s); retrying the batch in %.1f s",
+                    type(exc).__name__,
+                    str(exc).strip(),
+                    delay,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.options.retry_max_s)
 
@@ -292,8 +326,10 @@ class IngestService:
                 return
             try:
                 result = self._write(batch)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                return  # stopping while the database is down: nothing acknowledged, all resent later
+            except psycopg.Error as exc:
+                if self._stop.is_set() and is_transient(exc):
+                    return  # stopping while the database is down: nothing acknowledged, all resent later
+                raise
             for delivery in batch.deliveries:
                 self.edge.ack(delivery)
             self.batches_written += 1
@@ -302,6 +338,7 @@ class IngestService:
                 continue
             self.metrics.record(result.tally)
             self.metrics.plain[counters.OWN_NOTIFICATION].inc(batch.notifications)
+            self.metrics.record_unmapped(batch.unmapped)
             if self.options.fanout and result.new:
                 self._fan_out(result.new)
 
@@ -366,11 +403,17 @@ class IngestService:
             raise RuntimeError("an ingest thread failed") from self._failure
 
     def _await_database(self, stop: threading.Event | None) -> None:
-        """Load the registry before subscribing, waiting for the database if it is not up yet."""
+        """Load the registry and the quality state before subscribing, waiting for the database if it is not up yet.
+
+        The state (spike, stuck, counter reset) resumes from the newest stored readings of every
+        provisioned device's Datastreams, so a restart does not blind the checks.
+        """
         delay = 0.5
         while True:
             try:
                 self.registry.refresh()
+                seeded = self.processor.seed(self.registry.bindings())
+                log.info("quality checks resume from the stored readings of %d Datastreams", seeded)
                 return
             except RegistryUnavailable as exc:
                 if self._stop.is_set() or (stop is not None and stop.is_set()):

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta, timezone, tzinfo
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,16 +96,50 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PlausibilityWindow:
-    """How far a phenomenon time may lie from the receive time before it is flagged."""
+    """How far a phenomenon time may lie from the receive time before it is flagged.
 
-    max_future_s: float = 300.0
-    max_late_s: float = 604800.0
+    The default window is data (``defaults`` of ``schemas/sources.yaml``): :func:`default_window`.
+    """
+
+    max_future_s: float
+    max_late_s: float
     max_future: timedelta = field(init=False, repr=False, compare=False)
     max_late: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_future", timedelta(seconds=self.max_future_s))
         object.__setattr__(self, "max_late", timedelta(seconds=self.max_late_s))
+
+
+class _Defaults(BaseModel):
+    """A sources file's ``defaults``; what it leaves out comes from the shipped file's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    timezone: str | None = None
+    max_future_s: float | None = Field(default=None, ge=0)
+    max_late_s: float | None = Field(default=None, gt=0)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDefaults:
+    """The complete defaults of the shipped ``schemas/sources.yaml`` (every field given there)."""
+
+    timezone: str
+    window: PlausibilityWindow
+
+
+@cache
+def shipped_defaults() -> SourceDefaults:
+    """``defaults`` of the shipped sources file: the one place for the default zone and window."""
+    spec = _Defaults.model_validate(load_yaml("sources.yaml").get("defaults") or {})
+    if spec.timezone is None or spec.max_future_s is None or spec.max_late_s is None:
+        raise ValueError("schemas/sources.yaml: defaults must give timezone, max_future_s and max_late_s")
+    return SourceDefaults(spec.timezone, PlausibilityWindow(spec.max_future_s, spec.max_late_s))
+
+
+def default_window() -> PlausibilityWindow:
+    """The plausibility window of a source that sets none (``schemas/sources.yaml`` defaults)."""
+    return shipped_defaults().window
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +152,7 @@ class Source:
     timezone: tzinfo = UTC
     device_model: str | None = None
     device_id_from: Literal["payload", "topic"] = "payload"
-    window: PlausibilityWindow = PlausibilityWindow()
+    window: PlausibilityWindow = field(default_factory=default_window)
     _patterns: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,13 +202,6 @@ class _SourceSpec(BaseModel):
         if self.device_id_from == "topic" and not all("{device_id}" in t for t in self.topics):
             raise ValueError(f"source {self.name}: device_id_from: topic needs a {{device_id}} level in every topic")
         return self
-
-
-class _Defaults(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    timezone: str = "UTC"
-    max_future_s: float = Field(default=300.0, ge=0)
-    max_late_s: float = Field(default=604800.0, gt=0)
 
 
 class _SourcesFile(BaseModel):
@@ -242,16 +270,19 @@ class SourceSet:
 def sources_from_data(data: Any) -> SourceSet:
     """Build a :class:`SourceSet` from the parsed YAML document."""
     spec = _SourcesFile.model_validate(data)
-    d = spec.defaults
+    d, shipped = spec.defaults, shipped_defaults()
+    default_zone = d.timezone or shipped.timezone
+    default_future = shipped.window.max_future_s if d.max_future_s is None else d.max_future_s
+    default_late = shipped.window.max_late_s if d.max_late_s is None else d.max_late_s
     built: list[Source] = []
     for s in spec.sources:
         try:
-            zone = parse_timezone(s.timezone or d.timezone)
+            zone = parse_timezone(s.timezone or default_zone)
         except ValueError as exc:
             raise ValueError(f"source {s.name}: {exc}") from exc
         window = PlausibilityWindow(
-            max_future_s=d.max_future_s if s.max_future_s is None else s.max_future_s,
-            max_late_s=d.max_late_s if s.max_late_s is None else s.max_late_s,
+            max_future_s=default_future if s.max_future_s is None else s.max_future_s,
+            max_late_s=default_late if s.max_late_s is None else s.max_late_s,
         )
         built.append(
             Source(

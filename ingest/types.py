@@ -34,6 +34,8 @@ class Reading:
     time: datetime | None = None
     time_end: datetime | None = None
     zone_assumed: bool = False
+    time_relative: bool = False
+    """The payload gave ``time`` relative to the receive time (SenML): it depends on when it arrived."""
 
 
 @dataclass(frozen=True, slots=True)

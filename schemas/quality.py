@@ -18,6 +18,20 @@ def flag_bits() -> dict[str, int]:
     return bits
 
 
+@cache
+def low_cost_station_kinds() -> frozenset[str]:
+    """Station kinds whose readings carry ``low_cost_sensor`` (``station_kinds`` of that flag)."""
+    for f in load_yaml("quality.yaml")["flags"]:
+        if f["name"] == "low_cost_sensor":
+            return frozenset(str(k) for k in f.get("station_kinds") or ())
+    raise ValueError("quality.yaml: no low_cost_sensor flag")
+
+
+def is_low_cost(station_kind: str | None) -> bool:
+    """Whether a device of this station kind is a low-cost sensor (its readings are flagged)."""
+    return station_kind is not None and station_kind in low_cost_station_kinds()
+
+
 def flag(name: str) -> int:
     """Bit value of one flag; KeyError names an unknown flag."""
     return flag_bits()[name]

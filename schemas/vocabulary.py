@@ -33,6 +33,21 @@ class StuckRule(BaseModel):
     count: int = Field(ge=2, description="Identical readings in a row that mark a stuck sensor.")
 
 
+class BooleanText(BaseModel):
+    """Texts read as a boolean result (compared trimmed and lower-cased)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    true: tuple[str, ...] = Field(min_length=1, description="Texts that mean true.")
+    false: tuple[str, ...] = Field(min_length=1, description="Texts that mean false.")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> BooleanText:
+        both = {w.strip().lower() for w in self.true} & {w.strip().lower() for w in self.false}
+        if both:
+            raise ValueError(f"boolean_text: {sorted(both)} would mean both true and false")
+        return self
+
+
 class PropertyDef(BaseModel):
     """One observed property: identity, meaning, canonical unit and plausibility rules."""
 
@@ -72,6 +87,7 @@ class Vocabulary(BaseModel):
 
     version: int
     base_uri: str
+    boolean_text: BooleanText
     properties: tuple[PropertyDef, ...]
 
     @model_validator(mode="after")

@@ -17,7 +17,9 @@ Counted per MQTT delivery (a redelivered message counts again), with one outcome
 So for any run ``received = stored + duplicate + quarantined``. Besides: ``decoded``
 (deliveries decoded and normalised), ``observations_stored`` and ``observations_duplicate``
 (per observation; ``observations_stored + observations_duplicate`` = observations decoded),
-and ``flagged`` (label: quality flag) over newly stored observations.
+and ``flagged`` (label: quality flag) over newly stored observations, and ``unmapped_field``
+(label: ``<device model>/<field>``, bounded per worker) counting fields devices send that their
+model neither maps nor ignores.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ OBSERVATIONS_STORED = "observations_stored"
 OBSERVATIONS_DUPLICATE = "observations_duplicate"
 FLAGGED = "flagged"
 OWN_NOTIFICATION = "own_notification"
+UNMAPPED_FIELD = "unmapped_field"
 # Quarantine replays (``bydata quarantine replay``), kept apart from what the broker delivered.
 REPLAY_STORED = "replay_stored"
 REPLAY_DUPLICATE = "replay_duplicate"

@@ -60,3 +60,48 @@ def create_pool(
     )
     pool.open(wait=min_size > 0, timeout=30)
     return pool
+
+
+# SQLSTATE classes (PostgreSQL appendix A) of errors the rows themselves cause: retrying the same
+# rows cannot help, so the message they came from is set aside. 22 data exception (a NUL byte,
+# a value out of range), 23 integrity constraint, 54 program limit exceeded (an index row too big).
+_DATA_CLASSES = frozenset({"22", "23", "54"})
+# Errors that clear with time, like an outage: 08 connection, 40 transaction rollback (serialisation,
+# deadlock), 53 insufficient resources (disk full, too many connections), 57 operator intervention
+# (admin/crash shutdown, cannot connect now, statement cancelled), 58 system error (I/O).
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# ... and single states: read-only transaction (a primary that became a standby in a failover),
+# idle-session and transaction timeouts, lock not available, object in use.
+_TRANSIENT_STATES = frozenset({"25006", "25P03", "25P04", "55P03", "55006"})
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was caused by the data written (not by the server's state): do not retry it.
+
+    Client-side refusals count too: psycopg's ``DataError`` and a text it cannot encode.
+    """
+    if isinstance(exc, UnicodeEncodeError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
+    return state[:2] in _DATA_CLASSES
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an outage or another state of the server that clears with time: back off, retry.
+
+    A lost connection (no SQLSTATE) is one; so are a failover's read-only transactions, an
+    administrator's shutdown, resource exhaustion and lock conflicts. Anything else (a missing
+    table, a syntax error) is a fault of the deployment or of Bydata and is raised.
+    """
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES

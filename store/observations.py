@@ -3,25 +3,33 @@
 Per batch, in one transaction:
 
 1. the delivery log (``ingest_deliveries``, see migration 0003) tells redelivered messages
-   whose rows are not idempotent by content (no payload time, or quarantined) their first
-   receive time, and records the messages of this batch that need it;
-2. the observations are copied (binary ``COPY``) into a temporary staging table and moved
-   with ``INSERT … SELECT … ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-   RETURNING``: a reading delivered twice is stored once, and the returned rows say which
-   observations are new (they feed the live fan-out) and which were duplicates;
+   whose rows are not idempotent by content (a time taken from, or relative to, the receive
+   time: flags ``time_assumed``/``time_relative``; or quarantined) their first receive time,
+   and records the messages of this batch that need it;
+2. the observations are copied (binary ``COPY``) into a temporary staging table, which gives
+   each its ``dedup_key`` (``observation_dedup_key``: a hash of result and phenomenon time
+   end, migration 0005), and moved with ``INSERT … SELECT … ON CONFLICT (datastream_id,
+   phenomenon_time, dedup_key) DO NOTHING RETURNING``: the same reading delivered twice is
+   stored once, a different result at the same time is stored beside it, and the returned
+   rows (joined back to the staging rows) say which observations are new (they feed the live
+   fan-out) and which were duplicates;
 3. undecodable messages go to the quarantine;
 4. the worker's counters (``store.counters``) and its batch number are updated.
 
 The caller acknowledges the batch's MQTT messages only after :meth:`ObservationWriter.write`
-returned, i.e. after COMMIT. A database error that one message causes (a constraint)
-quarantines that message with reason ``store_rejected`` and stores the rest; a lost
-connection raises :class:`psycopg.OperationalError` and the caller retries the whole batch.
+returned, i.e. after COMMIT. A database error that one message's data causes (a constraint, a
+value PostgreSQL refuses: ``store.db.is_data_error``) never fails the batch: where the rows
+are moved, each message is tried on its own savepoint; anywhere else in the transaction, the
+batch is written again message by message. The guilty message is quarantined with reason
+``store_rejected`` and the rest is stored. Other errors (a lost connection, a read-only server
+during a failover) are raised, and the caller retries the whole batch.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +45,12 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from schemas import quality
 from schemas.observation import NormalisedObservation
 from store import counters, quarantine
+from store.db import is_data_error
+
+log = logging.getLogger(__name__)
+
+# What the database (or psycopg, for a text it cannot send) raises when it refuses data.
+_REFUSALS = (psycopg.Error, UnicodeEncodeError)
 
 STORE_REJECTED = "store_rejected"  # the reason code of ingest.types, repeated here so store needs no ingest
 
@@ -105,7 +119,9 @@ CREATE TEMPORARY TABLE IF NOT EXISTS ingest_staging (
     result_text         text,
     result_json         jsonb,
     quality_flags       integer NOT NULL,
-    parameters          jsonb
+    parameters          jsonb,
+    dedup_key           bigint NOT NULL GENERATED ALWAYS AS (observation_dedup_key(
+                            result_number, result_boolean, result_text, result_json, phenomenon_time_end)) STORED
 ) ON COMMIT DELETE ROWS
 """
 _COPY = (
@@ -126,16 +142,26 @@ _COPY_TYPES = [
     "int4",
     "jsonb",
 ]
-# Sorted by key, then arrival: the index is filled in order and, of two rows with one key in
-# the same batch, the first to arrive is the one stored.
+# Sorted by key, then arrival: the index is filled in order and, of two equal readings in the
+# same batch, the first to arrive is the one stored. The new rows come back as (id, seq of the
+# staging row they came from), in arrival order; equal readings of one batch name the first.
 _MOVE = """
-INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
-                          result_number, result_boolean, result_text, result_json, quality_flags, parameters)
-SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
-       result_number, result_boolean, result_text, result_json, quality_flags, parameters
-FROM ingest_staging ORDER BY datastream_id, phenomenon_time, seq
-ON CONFLICT (datastream_id, phenomenon_time) DO NOTHING
-RETURNING id, datastream_id, phenomenon_time
+WITH moved AS (
+    INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+                              result_number, result_boolean, result_text, result_json, quality_flags, parameters,
+                              dedup_key)
+    SELECT datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at,
+           result_number, result_boolean, result_text, result_json, quality_flags, parameters, dedup_key
+    FROM ingest_staging ORDER BY datastream_id, phenomenon_time, seq
+    ON CONFLICT (datastream_id, phenomenon_time, dedup_key) DO NOTHING
+    RETURNING id, datastream_id, phenomenon_time, dedup_key
+)
+SELECT m.id, min(s.seq) AS seq
+FROM moved m
+JOIN ingest_staging s
+  ON s.datastream_id = m.datastream_id AND s.phenomenon_time = m.phenomenon_time AND s.dedup_key = m.dedup_key
+GROUP BY m.id
+ORDER BY seq
 """
 
 
@@ -164,8 +190,9 @@ def _flag_names(bits: int) -> tuple[str, ...]:
     return tuple(quality.decode(bits))
 
 
-def _time_assumed_bit() -> int:
-    return quality.flag("time_assumed")
+def _receive_time_bits() -> int:
+    """Flags of rows whose phenomenon time depends on when the message was received."""
+    return quality.flag("time_assumed") | quality.flag("time_relative")
 
 
 def _result_columns(result: Any) -> tuple[float | None, bool | None, str | None, Jsonb | None]:
@@ -193,7 +220,7 @@ class ObservationWriter:
             raise ValueError("the writer manages transactions; pass a non-autocommit connection")
         self.conn = conn
         self.worker = worker
-        self._time_assumed = _time_assumed_bit()
+        self._receive_time = _receive_time_bits()
         prepare_connection(conn)
 
     @classmethod
@@ -224,22 +251,91 @@ class ObservationWriter:
         is recorded as the worker's last committed batch. Messages with a ``quarantine_id``
         are replays: their quarantine rows are marked instead of new ones being written.
         """
-        conn = self.conn
-        with conn.transaction():
-            already_quarantined, observations = self._delivery_log(messages)
-            result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
-            try:
-                with conn.transaction():
-                    new_per_message = self._insert(messages, observations, result.new)
-            except (psycopg.DataError, psycopg.IntegrityError):
-                result.new.clear()
-                new_per_message = self._insert_isolated(messages, observations, result)
-            self._quarantine(messages, already_quarantined, result)
-            self._account(messages, observations, new_per_message, already_quarantined, result)
-            counters.add(conn, self.worker, result.tally + Counter(extra or {}))
-            if batch_seq is not None:
-                counters.set_batch_seq(conn, self.worker, batch_seq)
+        try:
+            with self.conn.transaction():
+                result = self._store(messages)
+                self._count(result, extra, batch_seq)
+            return result
+        except _REFUSALS as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning(
+                "the database refused data of a batch outside its rows (%s); writing its %d messages one by one",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                len(messages),
+            )
+        with self.conn.transaction():
+            result = self._store_one_by_one(messages)
+            self._count(result, extra, batch_seq)
         return result
+
+    def _count(self, result: BatchResult, extra: Mapping[tuple[str, str], int] | None, batch_seq: int | None) -> None:
+        counters.add(self.conn, self.worker, result.tally + Counter(extra or {}))
+        if batch_seq is not None:
+            counters.set_batch_seq(self.conn, self.worker, batch_seq)
+
+    def _store(self, messages: Sequence[IncomingMessage], *, clear: bool = False) -> BatchResult:
+        """Delivery log, rows, quarantine and the tally of ``messages`` (in the caller's transaction).
+
+        ``clear`` empties the staging table afterwards, for when it is used again in the same
+        transaction (``ON COMMIT DELETE ROWS`` empties it only at commit).
+        """
+        conn = self.conn
+        already_quarantined, observations = self._delivery_log(messages)
+        result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
+        try:
+            with conn.transaction():
+                new_per_message = self._insert(messages, observations, result.new, clear=clear)
+        except _REFUSALS as exc:
+            if not is_data_error(exc):
+                raise
+            result.new.clear()
+            new_per_message = self._insert_isolated(messages, observations, result)
+        self._quarantine(messages, already_quarantined, result)
+        self._account(messages, observations, new_per_message, already_quarantined, result)
+        return result
+
+    def _store_one_by_one(self, messages: Sequence[IncomingMessage]) -> BatchResult:
+        """Each message on a savepoint of its own; one the database refuses is quarantined as ``store_rejected``."""
+        result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
+        for i, m in enumerate(messages):
+            try:
+                with self.conn.transaction():
+                    one = self._store([m], clear=True)
+            except _REFUSALS as exc:
+                if not is_data_error(exc):
+                    raise
+                one = self._set_aside(m, exc)
+            result.outcomes[i] = one.outcomes[0]
+            result.new.extend(one.new)
+            result.tally.update(one.tally)
+            if 0 in one.rejections:
+                result.rejections[i] = one.rejections[0]
+        return result
+
+    def _set_aside(self, m: IncomingMessage, exc: BaseException) -> BatchResult:
+        """Quarantine a message the database refused, whole; if even its texts are refused, without them."""
+        name = type(exc).__name__
+        first = str(exc).strip()
+        attempts = [
+            dataclasses.replace(m, observations=(), rejection=Rejection(STORE_REJECTED, f"{name}: {first}")),
+            dataclasses.replace(
+                m,
+                observations=(),
+                source=None,
+                device_id=None,
+                rejection=Rejection(STORE_REJECTED, f"{name} (the database also refused this message's error text)"),
+            ),
+        ]
+        for attempt in attempts:
+            try:
+                with self.conn.transaction():
+                    return self._store([attempt], clear=True)
+            except _REFUSALS as again:
+                if not is_data_error(again):
+                    raise
+                exc = again
+        raise exc
 
     def _delivery_log(
         self, messages: Sequence[IncomingMessage]
@@ -250,7 +346,7 @@ class ObservationWriter:
         observations of each message (shifted to the first receive time where redelivered).
         """
         observations: list[Sequence[NormalisedObservation]] = [m.observations for m in messages]
-        ta = self._time_assumed
+        ta = self._receive_time
         needs_log = [
             i
             for i, m in enumerate(messages)
@@ -307,8 +403,13 @@ class ObservationWriter:
         observations: Sequence[Sequence[NormalisedObservation]],
         new: list[NewObservation],
         only: Sequence[int] | None = None,
+        *,
+        clear: bool = False,
     ) -> dict[int, int]:
-        """Stage and move the observations of ``only`` (default: all) messages; new per message."""
+        """Stage and move the observations of ``only`` (default: all) messages; new per message.
+
+        ``clear`` empties the staging table afterwards (it is used again before COMMIT).
+        """
         indexes = range(len(messages)) if only is None else only
         staged: list[tuple[int, NormalisedObservation]] = []
         cur = self.conn.cursor()
@@ -342,13 +443,14 @@ class ObservationWriter:
         if not staged:
             return {}
         cur.execute(_MOVE)
-        ids = {(ds, t): oid for oid, ds, t in cur.fetchall()}
+        moved = cur.fetchall()
+        if clear:
+            cur.execute("DELETE FROM ingest_staging")
         per_message: dict[int, int] = {}
-        for i, o in staged:
-            oid = ids.pop((o.datastream_id, o.phenomenon_time), None)
-            if oid is not None:  # the first of this key in the batch is the one stored
-                new.append(NewObservation(oid, o))
-                per_message[i] = per_message.get(i, 0) + 1
+        for oid, seq in moved:
+            i, o = staged[seq]
+            new.append(NewObservation(oid, o))
+            per_message[i] = per_message.get(i, 0) + 1
         return per_message
 
     def _insert_isolated(
@@ -365,10 +467,10 @@ class ObservationWriter:
             new: list[NewObservation] = []
             try:
                 with self.conn.transaction():
-                    counts = self._insert(messages, observations, new, only=[i])
-                    # ON COMMIT DELETE ROWS empties the staging table per batch; here it is reused.
-                    self.conn.execute("DELETE FROM ingest_staging")
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    counts = self._insert(messages, observations, new, only=[i], clear=True)
+            except _REFUSALS as exc:
+                if not is_data_error(exc):
+                    raise
                 result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
                 continue
             result.new.extend(new)

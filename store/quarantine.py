@@ -23,8 +23,34 @@ REPLAYED = "replayed"
 DISCARDED = "discarded"
 
 
+MAX_ERROR = 4000  # characters of an error text kept (the payload is always kept whole)
+
+
 def payload_hash(payload: bytes) -> bytes:
     return hashlib.blake2b(payload, digest_size=16).digest()
+
+
+def safe_text(value: str, limit: int | None = None) -> str:
+    """``value`` as text PostgreSQL stores: NUL escaped as ``\\x00``, unencodable characters escaped.
+
+    Error texts and ids of quarantined messages may quote what a sender wrote; PostgreSQL
+    text cannot hold a NUL, and a lone surrogate cannot be sent as UTF-8. The payload is
+    ``bytea`` and needs none of this.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if limit is not None and len(value) > limit:
+        value = value[:limit] + "… (cut)"
+    return value
+
+
+def _maybe(value: str | None) -> str | None:
+    return None if value is None else safe_text(value, MAX_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +98,7 @@ _COLUMNS = sql.SQL(", ").join(
 
 
 def insert(conn: psycopg.Connection[Any], rows: Sequence[QuarantineRow]) -> None:
-    """Quarantine ``rows`` (inside the caller's transaction)."""
+    """Quarantine ``rows`` (inside the caller's transaction); texts through :func:`safe_text`."""
     if not rows:
         return
     with conn.cursor() as cur:
@@ -80,7 +106,16 @@ def insert(conn: psycopg.Connection[Any], rows: Sequence[QuarantineRow]) -> None
             "INSERT INTO quarantine (received_at, topic, payload, payload_hash, source, device_id, reason, error)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             [
-                (r.received_at, r.topic, r.payload, payload_hash(r.payload), r.source, r.device_id, r.reason, r.error)
+                (
+                    r.received_at,
+                    safe_text(r.topic),
+                    r.payload,
+                    payload_hash(r.payload),
+                    _maybe(r.source),
+                    _maybe(r.device_id),
+                    safe_text(r.reason, MAX_ERROR),
+                    safe_text(r.error, MAX_ERROR),
+                )
                 for r in rows
             ],
         )
@@ -186,7 +221,7 @@ def mark_failed(conn: psycopg.Connection[Any], message_id: int, reason: str, err
     conn.execute(
         "UPDATE quarantine SET reason = %s, error = %s, replayed_at = now(), replay_count = replay_count + 1"
         " WHERE id = %s",
-        (reason, error, message_id),
+        (safe_text(reason, MAX_ERROR), safe_text(error, MAX_ERROR), message_id),
     )
 
 

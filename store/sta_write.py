@@ -133,18 +133,6 @@ def observation_columns(conn: psycopg.Connection[Any], observation_id: int) -> d
     return None if row is None else dict(zip(OBSERVATION_COLUMNS, row, strict=True))
 
 
-def latest_readings(
-    conn: psycopg.Connection[Any], datastream_id: int, count: int
-) -> list[tuple[datetime, float | None, int]]:
-    """The ``count`` newest Observations of a Datastream: ``(phenomenon time, number, quality flags)``."""
-    rows = conn.execute(
-        "SELECT phenomenon_time, result_number, quality_flags FROM observations WHERE datastream_id = %s"
-        " ORDER BY phenomenon_time DESC LIMIT %s",
-        (datastream_id, count),
-    ).fetchall()
-    return [(r[0], r[1], int(r[2])) for r in rows]
-
-
 def row_values(conn: psycopg.Connection[Any], table: str, ident: int, columns: list[str]) -> dict[str, Any]:
     """Some columns of one row (empty when the row does not exist)."""
     statement = sql.SQL("SELECT {} FROM {} WHERE id = %s").format(

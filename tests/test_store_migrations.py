@@ -108,19 +108,24 @@ def _exercise_store(conn: psycopg.Connection, bucket_fn: str, *, postgis: bool) 
         cur.executemany(
             "INSERT INTO observations (datastream_id, phenomenon_time, result_number) VALUES (%s, %s, %s)", rows
         )
-        # The same reading again is absorbed by the uniqueness rule.
-        cur.execute(
-            "INSERT INTO observations (datastream_id, phenomenon_time, result_number) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            rows[0],
-        )
-        assert cur.rowcount == 0
     bucket = psycopg.sql.SQL(
         "SELECT {fn}(INTERVAL '1 hour', phenomenon_time, %s) AS b, avg(result_number) FROM observations"
         " GROUP BY b ORDER BY b"
     ).format(fn=psycopg.sql.Identifier(bucket_fn))
     hourly = conn.execute(bucket, (t0,)).fetchall()
     assert hourly == [(t0, 1.5), (t0 + timedelta(hours=1), 5.5)]
+    # The uniqueness rule of ingest: the same reading (key from observation_dedup_key) is absorbed, a
+    # different result at that time is stored; rows without a key (the API's) meet no rule at all.
+    later = t0 + timedelta(days=1)
+    ingest = (
+        "INSERT INTO observations (datastream_id, phenomenon_time, result_number, dedup_key)"
+        " VALUES (%s, %s, %s, observation_dedup_key(%s, NULL, NULL, NULL, NULL))"
+        " ON CONFLICT (datastream_id, phenomenon_time, dedup_key) DO NOTHING"
+    )
+    inserted = [conn.execute(ingest, (ds, later, v, v)).rowcount for v in (1.0, 1.0, 2.0)]
+    api = "INSERT INTO observations (datastream_id, phenomenon_time, result_number) VALUES (%s, %s, 1.0)"
+    inserted += [conn.execute(api, (ds, later)).rowcount for _ in range(2)]
+    assert inserted == [1, 0, 1, 1, 1]
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(
             "INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_number)"
@@ -143,3 +148,56 @@ def test_edited_migration_is_refused(migrated_db: str, monkeypatch: pytest.Monke
     monkeypatch.setattr("store.migrations.shipped_migrations", lambda: edited)
     with psycopg.connect(migrated_db) as conn, pytest.raises(MigrationError, match="changed after it was applied"):
         upgrade(conn)
+
+
+@pytest.mark.parametrize("timescaledb", [True, False], ids=["timescaledb", "plain"])
+def test_readings_stored_before_0005_stay_duplicates(
+    scratch_db: str, monkeypatch: pytest.MonkeyPatch, timescaledb: bool
+) -> None:
+    """Migration 0005 on a database in use: rows keep their ids, get their key, and still absorb redeliveries."""
+    before = [m for m in shipped_migrations() if m.version < 5]
+    t0 = datetime(2024, 3, 1, 7, 0, tzinfo=UTC)
+    with monkeypatch.context() as patch:
+        patch.setattr("store.migrations.shipped_migrations", lambda: before)
+        with psycopg.connect(scratch_db) as conn:
+            upgrade(conn, timescaledb=timescaledb, postgis=False)
+            thing = conn.execute("INSERT INTO things (name) VALUES ('t') RETURNING id").fetchone()[0]
+            sensor = conn.execute(
+                "INSERT INTO sensors (name, encoding_type, metadata) VALUES ('s', 'x', '\"x\"') RETURNING id"
+            ).fetchone()[0]
+            prop = conn.execute(
+                "INSERT INTO observed_properties (name, definition) VALUES ('p', 'd') RETURNING id"
+            ).fetchone()[0]
+            ds = conn.execute(
+                "INSERT INTO datastreams (name, unit_of_measurement, observation_type, thing_id, sensor_id,"
+                " observed_property_id) VALUES ('d', '{}', 'x', %s, %s, %s) RETURNING id",
+                (thing, sensor, prop),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_number,"
+                " result_boolean) VALUES (%s, %s, NULL, 1.5, NULL), (%s, %s, %s, 2.5, NULL),"
+                " (%s, %s, NULL, NULL, true)",
+                (ds, t0, ds, t0 + timedelta(hours=1), t0 + timedelta(hours=2), ds, t0 + timedelta(hours=3)),
+            )
+            ids = [r[0] for r in conn.execute("SELECT id FROM observations ORDER BY phenomenon_time")]
+            conn.commit()
+    with psycopg.connect(scratch_db) as conn:
+        report = upgrade(conn, timescaledb=timescaledb, postgis=False)
+        assert report.applied == ["0005_observation_readings"]
+        assert detect(conn).hypertable is timescaledb
+        rows = conn.execute(
+            "SELECT id, dedup_key = observation_dedup_key(result_number, result_boolean, result_text, result_json,"
+            " phenomenon_time_end) FROM observations ORDER BY phenomenon_time"
+        ).fetchall()
+        assert rows == [(i, True) for i in ids]
+        key = conn.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'observations'::regclass AND contype = 'p'"
+        ).fetchone()
+        assert key == (0,)  # no primary key: the unique index is the rule
+        redelivered = conn.execute(
+            "INSERT INTO observations (datastream_id, phenomenon_time, phenomenon_time_end, result_number, dedup_key)"
+            " VALUES (%s, %s, %s, 2.5, observation_dedup_key(2.5, NULL, NULL, NULL, %s))"
+            " ON CONFLICT (datastream_id, phenomenon_time, dedup_key) DO NOTHING",
+            (ds, t0 + timedelta(hours=1), t0 + timedelta(hours=2), t0 + timedelta(hours=2)),
+        )
+        assert redelivered.rowcount == 0

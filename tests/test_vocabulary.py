@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from schemas import units
-from schemas.vocabulary import PropertyDef, Vocabulary, vocabulary
+from schemas.vocabulary import BooleanText, PropertyDef, Vocabulary, vocabulary
 
 REQUIRED = {
     "pm10": "ug/m3",
@@ -61,8 +61,11 @@ def test_bad_entries_are_refused() -> None:
         PropertyDef.model_validate({**good, "unit": "micrograms per cubic metre"})
     with pytest.raises(ValueError, match="range"):
         PropertyDef.model_validate({**good, "range": (10, 0)})
+    words = vocabulary().boolean_text.model_dump()
     with pytest.raises(ValueError, match="duplicate property keys"):
-        Vocabulary.model_validate({"version": 1, "base_uri": "x", "properties": [good, good]})
+        Vocabulary.model_validate({"version": 1, "base_uri": "x", "boolean_text": words, "properties": [good, good]})
+    with pytest.raises(ValueError, match="both true and false"):
+        BooleanText.model_validate({"true": ["on", "yes"], "false": ["off", " YES"]})
 
 
 def test_unit_of_measurement_for_sensorthings() -> None:

@@ -231,9 +231,9 @@ OBSERVATION = EntityType(
             inverse="Observations",
         ),
     ),
-    # Time order first: it is what the (datastream_id, phenomenon_time) key serves.
+    # Time order first: it is what the (datastream_id, phenomenon_time, dedup_key) index serves.
     default_order=(("phenomenon_time", False), ("id", False)),
-    unique_keys=(("id",), ("datastream_id", "phenomenon_time")),
+    unique_keys=(("id",),),  # several Observations may share a Datastream and phenomenonTime
 )  # fmt: skip
 
 FEATURE_OF_INTEREST = EntityType(
@@ -372,8 +372,8 @@ def json_interval(start: sql.Composable, end: sql.Composable) -> sql.Composable:
 def datastream_span(alias: str) -> tuple[sql.Composable, sql.Composable]:
     """First and last phenomenon time of a Datastream's Observations.
 
-    The maintained columns when a writer keeps them, else two probes of the primary key
-    (datastream_id, phenomenon_time): never a scan.
+    The maintained columns when a writer keeps them, else two probes of the index
+    (datastream_id, phenomenon_time, dedup_key): never a scan.
     """
     a = sql.Identifier(alias)
     first = sql.SQL(

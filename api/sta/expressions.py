@@ -475,7 +475,7 @@ class ExprBuilder:
             return sql.SQL("({} > {})").format(start, other_end)
         if op == "ge":
             return sql.SQL("({} >= {})").format(start, other_end)
-        if op == "lt":  # the start bound repeats the end bound so the primary key serves it
+        if op == "lt":  # the start bound repeats the end bound so the (datastream, time) index serves it
             return sql.SQL("({s} < {o} AND {e} < {o})").format(s=start, e=end, o=other_start)
         if op == "le":
             return sql.SQL("({s} <= {o} AND {e} <= {o})").format(s=start, e=end, o=other_start)

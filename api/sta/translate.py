@@ -359,8 +359,10 @@ class Translator:
         """Sort keys: the requested ones, then the entity's default order until the order is total.
 
         ``pinned`` columns have one value for all rows (e.g. ``datastream_id`` under
-        ``Datastreams(1)/Observations``): with them, ``phenomenonTime`` alone is unique, so
-        no ``id`` tie-breaker is added and the primary key's order serves the query.
+        ``Datastreams(1)/Observations``): they count towards a unique key. Observations have
+        no unique key but their id (several may share a Datastream and phenomenonTime), so
+        their time order ends with ``id``; the (datastream_id, phenomenon_time, …) index still
+        gives the time order, and ties are sorted on top of it.
         """
         keys: list[sql.Composable] = []
         seen: set[str] = set(pinned)
@@ -385,7 +387,7 @@ class Translator:
                 for column in ("result_number", "result_boolean", "result_text"):
                     keys.append(sql.SQL("{}{}").format(em.col(x.alias, column), direction))
                 continue
-            # time objects order by their start: what the (datastream_id, phenomenon_time) key serves
+            # time objects order by their start: what the (datastream_id, phenomenon_time, …) index serves
             keys.append(sql.SQL("{}{}").format(ctx.wrap_scalar(x.expr), direction))
             if isinstance(item.expr, ast.Path) and not ctx.hops:
                 if x.prop is not None and not em.is_span(entity, x.prop):

@@ -26,13 +26,14 @@ from psycopg.types.json import Jsonb
 
 from api.write.body import result_columns
 from ingest.normalise import normalise, property_plan
-from ingest.quality import SPIKE, QualityState, StreamState
+from ingest.quality import FUTURE_TIME, SPIKE, QualityState
 from ingest.registry import _api_model  # the ingest's stand-in model of Datastreams no device owns
-from ingest.sources import PlausibilityWindow, load_sources
+from ingest.sources import PlausibilityWindow, default_window, load_sources
 from ingest.types import Decoded, DeviceBinding, MappingError, Reading
+from schemas import quality
 from schemas.device_models import device_models
 from store import provisioning
-from store import sta_write as store
+from store.recent import recent_readings
 
 
 class NotNormalisable(ValueError):
@@ -45,7 +46,7 @@ def sta_window() -> PlausibilityWindow:
     for source in load_sources():
         if source.envelope == "sta":
             return source.window
-    return PlausibilityWindow()
+    return default_window()
 
 
 def _value(columns: Mapping[str, Any]) -> Any:
@@ -81,7 +82,7 @@ class WriteNormaliser:
             owner = provisioning.load_bindings(self.conn, [device_id]).get(device_id) if device_id else None
             model = device_models().get(owner.model) if owner is not None else None
             if owner is not None and model is not None:
-                low_cost = (owner.station_kind or model.station_kind) == "low-cost"
+                low_cost = quality.is_low_cost(owner.station_kind or model.station_kind)
                 binding = DeviceBinding(f"Datastreams({datastream_id})", model, streams, low_cost, owner.verified)
             else:
                 binding = DeviceBinding(f"Datastreams({datastream_id})", _api_model(), streams)
@@ -90,27 +91,25 @@ class WriteNormaliser:
         return binding
 
     def _seed(self, datastream_id: int, key: str) -> None:
-        """Start the Datastream's spike/stuck/counter state from its newest stored readings."""
+        """Start the Datastream's spike/stuck/counter state from its newest stored readings, as ingest does."""
         try:
-            rules = property_plan(key).rules
+            plan = property_plan(key)
         except MappingError:
             return
-        if not rules.stateful:
+        if not plan.stateful:
             return
-        rows = store.latest_readings(self.conn, datastream_id, max(rules.stuck_count or 1, 1))
-        numbers = [(t, v, flags) for t, v, flags in rows if v is not None]
-        if not numbers:
-            return
-        newest_time, newest_value, _ = numbers[0]
-        repeats = 1
-        for _, value, _ in numbers[1:]:
-            if value != newest_value:
-                break
-            repeats += 1
-        ref_time, ref_value, _ = next((r for r in numbers if not r[2] & SPIKE), numbers[0])
-        self.state.streams[datastream_id] = StreamState(
-            newest_time.timestamp(), newest_value, repeats, ref_time.timestamp(), ref_value
-        )
+        caps = {datastream_id: plan.rules.seed_rows}
+        found = recent_readings(self.conn, caps, skip_flags=FUTURE_TIME, spike_flag=SPIKE)
+        r = found.get(datastream_id)
+        if r is not None:
+            self.state.seed(
+                datastream_id,
+                r.time.timestamp(),
+                r.value,
+                repeats=r.repeats,
+                ref_time=r.ref_time.timestamp(),
+                ref_value=r.ref_value,
+            )
 
     def apply(self, columns: dict[str, Any], received_at: datetime) -> bool:
         """Normalise the Observation in ``columns`` in place (result, times, ``quality_flags``).

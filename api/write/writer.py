@@ -11,6 +11,11 @@ The standard's side effects live here, each once:
 * a Datastream's phenomenonTime, resultTime and observedArea follow its Observations
   (``store.datastream_spans``: widened once per request in :meth:`Writer.finish`, recomputed
   where a deleted or changed Observation was on a bound).
+
+Observations meet no uniqueness rule here (OGC 18-088 has none): any number may share a
+Datastream and phenomenonTime. Only ingest's own ``dedup_key`` is unique per Datastream and
+time (migration 0005); the API never sets it, and an update that moves an ingested
+Observation to another Datastream or time clears it, so no write through the API can clash.
 """
 
 from __future__ import annotations
@@ -154,13 +159,6 @@ class Writer:
         return ident
 
     def _conflict(self, entity: em.EntityType, columns: dict[str, Any]) -> str:
-        if entity is em.OBSERVATION:
-            when = columns["phenomenon_time"].isoformat()
-            return (
-                f"Datastream {columns['datastream_id']} already has an Observation at phenomenonTime {when};"
-                " Bydata stores one Observation per Datastream and phenomenonTime (a reading delivered twice is"
-                " stored once): change that Observation with PATCH instead"
-            )
         return f"this {entity.name} conflicts with an existing one"
 
     def _attach(self, entity: em.EntityType, ident: int, relation: em.Relation, items: list[Link | NewEntity]) -> None:
@@ -244,6 +242,9 @@ class Writer:
                 merged = {**before, **columns}
                 if self._normalise(merged, ""):
                     columns = {k: v for k, v in merged.items() if k in columns or k in NORMALISED}
+            if any(k in columns and columns[k] != before[k] for k in ("datastream_id", "phenomenon_time")):
+                # moved: no longer the reading ingest received there (and never in the way of another)
+                columns["dedup_key"] = None
         try:
             with self.conn.transaction():
                 changed = store.update_row(self.conn, entity.table, ident, columns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -16,6 +17,8 @@ from ingest.types import DecodeError
 
 # Epoch seconds Bydata accepts as absolute times: 1970 .. 2200 (guards datetime overflow).
 _MAX_EPOCH = 7258118400.0
+# Longest device id: ids are database keys (an index entry has a size limit), labels and log text.
+MAX_DEVICE_ID = 200
 
 
 @dataclass(slots=True)
@@ -79,6 +82,25 @@ def normalise_eui(text: str) -> str:
         _euis.clear()
     _euis[text] = eui
     return eui
+
+
+def check_device_id(device_id: str, what: str) -> str:
+    """``device_id`` if Bydata can key a device on it, else a :class:`DecodeError` saying why.
+
+    A device id taken from a payload (or topic) becomes a database key, a quarantine field and
+    log text: control characters (a NUL among them, which PostgreSQL text cannot hold) and
+    ids longer than :data:`MAX_DEVICE_ID` characters are refused, so such a message is
+    quarantined as ``malformed`` instead of failing where it is stored.
+    """
+    if len(device_id) > MAX_DEVICE_ID:
+        raise DecodeError(
+            f"{what}: device id {device_id[:40]!r}… is {len(device_id)} characters long (at most {MAX_DEVICE_ID})"
+        )
+    if not device_id.isprintable():
+        bad = next((c for c in device_id if unicodedata.category(c) in ("Cc", "Cs")), None)
+        if bad is not None:
+            raise DecodeError(f"{what}: device id {device_id[:60]!r} contains the control character {bad!r}")
+    return device_id
 
 
 def parse_time(value: Any, zone: tzinfo, what: str) -> tuple[datetime, bool]:

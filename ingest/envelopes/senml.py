@@ -3,7 +3,9 @@
 Resolution (RFC 8428 §4.1-4.6): base fields (``bn``, ``bt``, ``bu``, ``bv``, ``bs``)
 apply to their record and every later one until replaced; the name is ``bn + n``, the
 time ``bt + t``, the value ``bv + v`` and the sum ``bs + s``. A resolved time below
-2**28 is relative to "now", which for Bydata is the receive time. Fields ending in ``_``
+2**28 is relative to "now", which for Bydata is the receive time: such readings are marked
+``time_relative`` (their time depends on when the pack arrived, so a redelivery must be
+given its first receive time, as for readings without a time). Fields ending in ``_``
 must be understood, so a pack carrying one is rejected.
 
 Bydata's reading of a pack: one pack is one device, named by the base name without
@@ -61,12 +63,13 @@ def _text(rec: dict[str, Any], key: str, i: int) -> str:
     return value
 
 
-def _time(resolved: float, received_at: datetime, i: int) -> datetime:
+def _time(resolved: float, received_at: datetime, i: int) -> tuple[datetime, bool]:
+    """The record's time, and whether it is relative to the receive time."""
     if resolved >= _RELATIVE:
-        return epoch_time(resolved, f"SenML record {i} time")
+        return epoch_time(resolved, f"SenML record {i} time"), False
     if resolved <= -_RELATIVE:
         raise DecodeError(f"SenML record {i}: relative time {resolved!r} s is more than 2**28 s in the past")
-    return received_at + timedelta(seconds=resolved)
+    return received_at + timedelta(seconds=resolved), True
 
 
 def decode(raw: RawMessage, source: Source) -> Decoded:
@@ -115,11 +118,11 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
             raise DecodeError(f"SenML record {i}: name {name!r} is not a valid SenML name")
         unit = _text(rec, "u", i) if "u" in rec else bu
 
+        time: datetime | None = None
+        relative = False
         if "t" in rec or bt:
             t = _number(rec, "t", i) if "t" in rec else 0.0
-            time: datetime | None = _time(bt + t, raw.received_at, i)
-        else:
-            time = None
+            time, relative = _time(bt + t, raw.received_at, i)
 
         if present:
             key = present[0]
@@ -133,11 +136,11 @@ def decode(raw: RawMessage, source: Source) -> Decoded:
             else:
                 value = _text(rec, key, i)
                 unit = None
-            readings.append(reading(n, value, unit, time))
+            readings.append(reading(n, value, unit, time, None, False, relative))
             if "s" in rec:
-                readings.append(reading(f"{n}[sum]", bs + _number(rec, "s", i), unit, time))
+                readings.append(reading(f"{n}[sum]", bs + _number(rec, "s", i), unit, time, None, False, relative))
         else:
-            readings.append(reading(n, bs + _number(rec, "s", i), unit, time))
+            readings.append(reading(n, bs + _number(rec, "s", i), unit, time, None, False, relative))
 
     if source.device_id_from == "topic" or device_bn is None:
         device_id = source.topic_device_id(raw.topic)

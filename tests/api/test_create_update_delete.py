@@ -188,12 +188,32 @@ def test_deep_insert_is_all_or_nothing(client: TestClient) -> None:
     assert get(client, "Locations?$count=true")["@iot.count"] == 0
 
 
-def test_duplicate_observation_is_a_clear_conflict(client: TestClient) -> None:
+def test_observations_may_share_a_phenomenon_time(client: TestClient) -> None:
+    """OGC 18-088 has no uniqueness rule for Observations: a second one at the same time is created, not refused."""
     thing = post(client, "Things", thing_body())
     ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
-    response = client.post(f"/v1.1/Datastreams({ds})/Observations", json={"phenomenonTime": "2024-01-01T10:00:00Z",
-                                                                          "result": 1})  # fmt: skip
-    assert response.status_code == 409 and "PATCH" in response.json()["message"]
+    first = get(client, f"Datastreams({ds})/Observations")["value"][0]
+    same_time = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T10:00:00Z", "result": 1})
+    identical = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T10:00:00Z",
+                                                                 "result": 70.4})  # fmt: skip
+    later = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T11:00:00Z", "result": 2})
+    ids = [first["@iot.id"], same_time["@iot.id"], identical["@iot.id"], later["@iot.id"]]
+    listed = get(client, f"Datastreams({ds})/Observations")["value"]
+    assert [o["@iot.id"] for o in listed] == ids  # by phenomenonTime, then id
+    desc = get(client, f"Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$top=2")["value"]
+    assert [o["@iot.id"] for o in desc] == [ids[3], ids[0]]
+    # moving one onto another's time is no conflict either
+    moved = client.patch(f"/v1.1/Observations({later['@iot.id']})", json={"phenomenonTime": "2024-01-01T10:00:00Z"})
+    assert moved.status_code == 200, moved.text
+    # paging through ties: every Observation once, none twice
+    seen, url = [], f"/v1.1/Datastreams({ds})/Observations?$top=1"
+    for _ in range(10):
+        page = client.get(url).json()
+        seen += [o["@iot.id"] for o in page["value"]]
+        if "@iot.nextLink" not in page:
+            break
+        url = page["@iot.nextLink"].removeprefix(BASE)
+    assert seen == ids
 
 
 def test_patch_put_and_json_patch(client: TestClient) -> None:

@@ -72,7 +72,7 @@ def test_create_observations_links_or_error_per_row(client: TestClient) -> None:
             "dataArray": [
                 ["2024-02-01T00:00:00Z", 20, "2024-02-01T00:00:05Z"],
                 ["2024-02-01T00:01:00Z", 21, None],
-                ["2024-02-01T00:00:00Z", 22, None],  # same Datastream and time as the first
+                ["2024-02-01T00:00:00Z", 22, None],  # same time as the first: an Observation of its own
                 ["not a time", 23, None],
             ],
         }
@@ -80,12 +80,13 @@ def test_create_observations_links_or_error_per_row(client: TestClient) -> None:
     response = client.post("/v1.1/CreateObservations", content=orjson.dumps(payload))
     assert response.status_code == 201, response.text
     links = response.json()
-    assert links[2:] == ["error", "error"]
-    assert all(link.startswith(f"{ROOT}/Observations(") for link in links[:2])
+    assert links[3:] == ["error"]
+    assert all(link.startswith(f"{ROOT}/Observations(") for link in links[:3])
     errors = orjson.loads(response.headers["Bydata-Errors"])
-    assert set(errors) == {"2", "3"} and "phenomenonTime" in errors["3"]
+    assert set(errors) == {"3"} and "phenomenonTime" in errors["3"]
     assert get(client, links[0].removeprefix(ROOT + "/"))["result"] == 20
-    assert get(client, f"Datastreams({ds})/Observations?$count=true")["@iot.count"] == 3
+    assert get(client, links[2].removeprefix(ROOT + "/"))["result"] == 22
+    assert get(client, f"Datastreams({ds})/Observations?$count=true")["@iot.count"] == 4
 
 
 def test_read_as_data_array(client: TestClient) -> None:

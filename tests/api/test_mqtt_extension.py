@@ -142,12 +142,14 @@ def test_a_change_set_is_told_after_it_commits_and_a_failed_one_never(
 
     failed = [
         {"id": "a", "atomicityGroup": "g", **observation("2024-05-01T00:00:00Z")},
-        {"id": "b", "atomicityGroup": "g", **observation("2024-05-01T00:00:00Z")},  # same time: 409, set undone
-    ]
+        # no such Datastream: 400, and the whole set is undone
+        {"id": "b", "atomicityGroup": "g", "method": "post", "url": "Observations",
+         "body": {"phenomenonTime": "2024-05-01T00:00:00Z", "result": 1, "Datastream": {"@iot.id": 999999}}},
+    ]  # fmt: skip
     good = [{"id": "c", "atomicityGroup": "h", **observation("2024-05-02T00:00:00Z")}]
     with Listener(url) as listener:
         listener.subscribe(f"{prefix}v1.1/Datastreams({ds})/Observations")
-        assert client.post("/v1.1/$batch", json={"requests": failed}).json()["responses"][1]["status"] == 409
+        assert client.post("/v1.1/$batch", json={"requests": failed}).json()["responses"][1]["status"] == 400
         assert client.post("/v1.1/$batch", json={"requests": good}).json()["responses"][0]["status"] == 201
         _, message = listener.next()
     assert message["phenomenonTime"] == "2024-05-02T00:00:00Z"

@@ -183,8 +183,8 @@ def test_navigation_path_is_an_indexable_set_of_ids() -> None:
         'WHERE a0."datastream_id" IN (SELECT a0.id FROM "datastreams" a0 WHERE a0."thing_id" IN (%(p0)s::bigint)'
         " AND a0.id = %(p1)s::bigint)"
     ) in text
-    # one Datastream pinned: phenomenon_time is unique, no id tie-breaker
-    assert text.endswith('ORDER BY "a0"."phenomenon_time"')
+    # Observations may share a phenomenonTime: the time order ends with the id, so pages are stable
+    assert text.endswith('ORDER BY "a0"."phenomenon_time", "a0"."id"')
     assert query.params["p0"] == 1 and query.params["p1"] == 2 and query.top == 10
 
 
@@ -198,7 +198,7 @@ def test_latest_observation_expansion_is_lateral_order_limit() -> None:
     assert "DISTINCT" not in text
     page = re.search(
         r'LEFT JOIN LATERAL \(SELECT .*string_agg\(.*FROM "observations" "a2" WHERE "a2"."datastream_id" = "a0"."id"'
-        r' ORDER BY "a2"."phenomenon_time" DESC LIMIT %\((p\d+)\)s::bigint \+ 1 OFFSET %\((p\d+)\)s::bigint',
+        r' ORDER BY "a2"."phenomenon_time" DESC, "a2"."id" LIMIT %\((p\d+)\)s::bigint \+ 1 OFFSET %\((p\d+)\)s::bigint',
         text,
     )
     assert page is not None

@@ -125,3 +125,33 @@ def test_create_observations_normalises_each_row(app: tuple[TestClient, int]) ->
     first, second = response.json()
     assert second == "error" and "x" in response.headers["Bydata-Errors"]
     assert get(client, first.removeprefix(BASE + "/v1.1/"))["result"] == 7.0
+
+
+def test_moving_an_ingested_observation_meets_no_uniqueness_rule(migrated_db: str) -> None:
+    """Ingest's dedup key is unique per Datastream and time; a PATCH that moves a row leaves it behind."""
+    from schemas.observation import NormalisedObservation
+    from store.observations import IncomingMessage, ObservationWriter, Outcome
+
+    with psycopg.connect(migrated_db) as conn:
+        import_provisioning(conn, Provisioning.model_validate(AIRROHR))
+        row = conn.execute("SELECT id FROM datastreams WHERE property_key = 'pm10'").fetchone()
+    assert row is not None
+    ds, t1, t2 = int(row[0]), datetime(2025, 3, 4, 8, 0, tzinfo=UTC), datetime(2025, 3, 4, 8, 5, tzinfo=UTC)
+
+    def reading(t: datetime) -> IncomingMessage:
+        return IncomingMessage("s/1", b"x", t, [NormalisedObservation(ds, t, t, 12.5)])
+
+    writer = ObservationWriter.connect(migrated_db, "w")
+    try:
+        first, second = (writer.write([reading(t)]).new[0].id for t in (t1, t2))
+        with TestClient(create_app(migrated_db, pool_min=1, pool_max=2, public_url=BASE), base_url=BASE) as client:
+            # the same result at the same time as the other ingested row: no 409
+            moved = client.patch(f"/v1.1/Observations({second})", json={"phenomenonTime": iso(t1)})
+            assert moved.status_code == 200, moved.text
+            at_t1 = get(client, f"Datastreams({ds})/Observations?$filter=phenomenonTime eq {iso(t1)}")["value"]
+            assert [o["@iot.id"] for o in at_t1] == [first, second]
+        # the reading still at t1 still absorbs its redelivery; the moved one no longer holds t2
+        assert writer.write([reading(t1)]).outcomes == [Outcome.DUPLICATE]
+        assert writer.write([reading(t2)]).outcomes == [Outcome.STORED]
+    finally:
+        writer.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 
 from ingest.decode import decode_message
@@ -135,3 +137,60 @@ def test_every_source(
 ) -> None:
     d = _decode(sources, raw_file(topic, name))
     assert (d.device_id, len(d.readings), d.model_hint) == (device, count, model)
+
+
+def _with(raw: RawMessage, change: Callable[[Any], None], topic: str | None = None) -> RawMessage:
+    doc = orjson.loads(raw.payload)
+    change(doc)
+    return RawMessage(topic or raw.topic, orjson.dumps(doc), raw.received_at)
+
+
+def _set(key: str, value: Any) -> Callable[[Any], None]:
+    def change(doc: Any) -> None:
+        (doc[0] if isinstance(doc, list) else doc)[key] = value
+
+    return change
+
+
+# (topic, payload file, change, what the error says): a device id is a key, quarantine field and log text
+BAD_IDS = [
+    ("sensor-community/x", "sensor_community/firmware-full-body.json", _set("esp8266id", "1\x002"),
+     "control character '\\x00'"),
+    ("sensor-community/x", "sensor_community/firmware-full-body.json", _set("esp8266id", "9" * 201),
+     "201 characters long"),
+    ("amsreader/x", "amsreader/list3.json", _set("id", "A4:CF:12:F3:77:01\x00"), "control character '\\x00'"),
+    ("amsreader/x", "amsreader/system.json", _set("id", "A4:CF\n12"), "control character '\\n'"),
+    ("nilu/x", "nilu/bodo-pm10.json", _set("station", "Olav V\x00 gate"), "control character '\\x00'"),
+    ("nilu/x", "nilu/bodo-hour-list.json", lambda doc: [r.update(station="Olav\x1bV") for r in doc],
+     "control character '\\x1b'"),
+    ("senml/gw", "senml/heat-gateway.json", _set("bn", "urn:dev:mac:0024\x00befffe804ff1:"),
+     "is not a valid SenML name"),  # RFC 8428 names are strict: the name check sees it first
+    ("v3/app/devices/x\x07y/up", "tts_v3/docs-uplink-example.json",
+     lambda doc: doc["end_device_ids"].pop("dev_eui", None) and doc["end_device_ids"].update(device_id="a\x00b"),
+     "control character '\\x00'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("topic", "name", "change", "message"), BAD_IDS)
+def test_device_ids_with_control_characters_are_malformed(
+    sources: SourceSet,
+    raw_file: Callable[..., RawMessage],
+    topic: str,
+    name: str,
+    change: Callable[[Any], None],
+    message: str,
+) -> None:
+    raw = _with(raw_file(topic, name), change)
+    with pytest.raises(DecodeError) as info:
+        _decode(sources, raw)
+    assert info.value.reason == "malformed"
+    assert message in info.value.detail
+    assert info.value.detail.isprintable()  # the error text itself is safe to store and log
+
+
+def test_a_device_id_from_the_topic_is_checked_too(sources: SourceSet, raw_file: Callable[..., RawMessage]) -> None:
+    raw = _with(raw_file("senml/gw", "senml/heat-gateway.json"), lambda doc: doc[0].pop("bn"), topic="senml/gw\x01")
+    with pytest.raises(DecodeError, match="control character"):
+        _decode(sources, raw)
+    fine = _with(raw_file("senml/gw", "senml/heat-gateway.json"), lambda doc: doc[0].pop("bn"), topic="senml/Bodø gw")
+    assert _decode(sources, fine).device_id == "Bodø gw"  # letters of any script are fine

@@ -72,6 +72,15 @@ def test_heat_gateway_pack(sources: SourceSet, raw_file: Callable[..., RawMessag
 def test_times_below_2_28_are_relative_to_receipt(sources: SourceSet) -> None:
     _, readings = _decode(sources["senml"], [{"bn": "gw:", "n": "a", "v": 1, "t": -60}, {"n": "b", "v": 2, "t": 30}])
     assert [r.time for r in readings] == [RECEIVED - timedelta(seconds=60), RECEIVED + timedelta(seconds=30)]
+    # the time depends on when the pack arrived: marked, so a redelivery gets its first receive time
+    assert [r.time_relative for r in readings] == [True, True]
+
+
+def test_absolute_times_are_not_marked_relative(sources: SourceSet, raw_file: Callable[..., RawMessage]) -> None:
+    d = senml.decode(raw_file(TOPIC, "senml/heat-gateway.json"), sources["senml"])  # bt + t, t = -300 included
+    assert [r.time_relative for r in d.readings] == [False, False, False]
+    _, mixed = _decode(sources["senml"], [{"bn": "gw:", "n": "a", "v": 1, "t": 1741075200}, {"n": "b", "v": 2, "t": 5}])
+    assert [r.time_relative for r in mixed] == [False, True]
 
 
 def test_base_value_and_base_sum_apply_to_later_records(sources: SourceSet) -> None:

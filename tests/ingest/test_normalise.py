@@ -6,15 +6,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
 
 from ingest.decode import decode_message
 from ingest.normalise import Normalised, normalise
 from ingest.quality import QualityState
-from ingest.sources import PlausibilityWindow, SourceSet
+from ingest.sources import PlausibilityWindow, SourceSet, default_window
 from ingest.types import Decoded, DeviceBinding, MappingError, RawMessage, Reading
 from schemas.device_models import DeviceModel
 from schemas.quality import decode as flag_names
+from schemas.vocabulary import SpikeRule, StuckRule, vocabulary
 from tests.ingest.ingest_testdata import RECEIVED, binding_for
 
 
@@ -135,6 +137,17 @@ def test_senml_heat_gateway(
     assert all(o.quality_flags == 0 for o in obs.values())
 
 
+def test_senml_relative_times_are_flagged(sources: SourceSet, models: dict[str, DeviceModel]) -> None:
+    binding = _binding(models, "senml-heat-gateway")
+    pack = [{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "supply_temp", "u": "Cel", "v": 61.5, "t": -30},
+            {"n": "co2", "u": "ppm", "v": 1180, "bt": 1741075200}]  # fmt: skip
+    raw = RawMessage("senml/gw", orjson.dumps(pack), RECEIVED)
+    obs = _by_property(binding, _run(sources, raw, binding))
+    assert obs["supply_temperature"].phenomenon_time == RECEIVED - timedelta(seconds=30)
+    assert flag_names(obs["supply_temperature"].quality_flags) == ["time_relative"]
+    assert obs["indoor_co2"].quality_flags == 0
+
+
 def test_elsys_through_chirpstack(
     sources: SourceSet, raw_file: Callable[..., RawMessage], models: dict[str, DeviceModel]
 ) -> None:
@@ -231,21 +244,34 @@ def test_booleans(models: dict[str, DeviceModel], value: Any, expected: bool) ->
     assert _one(models, "nwave-nps405", Reading("occupied", value)).result is expected
 
 
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [(w, True) for w in vocabulary().boolean_text.true] + [(w, False) for w in vocabulary().boolean_text.false],
+)
+def test_boolean_words_come_from_the_vocabulary(models: dict[str, DeviceModel], word: str, expected: bool) -> None:
+    for text in (word, f" {word.upper()} "):
+        assert _one(models, "nwave-nps405", Reading("occupied", text)).result is expected
+
+
 @pytest.mark.parametrize("value", ["maybe", 2, 0.5, None, [True]])
 def test_bad_booleans(models: dict[str, DeviceModel], value: Any) -> None:
     with pytest.raises(MappingError, match="'occupied'"):
         _one(models, "nwave-nps405", Reading("occupied", value))
 
 
+_WINDOW = default_window()  # the shipped sources file's defaults
+_SECOND, _DAY = timedelta(seconds=1), timedelta(days=1)
+
+
 @pytest.mark.parametrize(
     ("offset", "flags"),
     [
         (timedelta(0), []),
-        (timedelta(seconds=299), []),
-        (timedelta(seconds=301), ["future_time"]),
+        (_WINDOW.max_future - _SECOND, []),
+        (_WINDOW.max_future + _SECOND, ["future_time"]),
         (timedelta(days=365 * 70), ["future_time"]),
-        (-timedelta(days=6), []),
-        (-timedelta(days=8), ["stale_time"]),
+        (-_WINDOW.max_late + _DAY, []),
+        (-_WINDOW.max_late - _DAY, ["stale_time"]),
     ],
 )
 def test_clock_skew_and_lateness(models: dict[str, DeviceModel], offset: timedelta, flags: list[str]) -> None:
@@ -308,25 +334,40 @@ def _series(
     return flags
 
 
+def _rule(models: dict[str, DeviceModel], key: str, field: str) -> tuple[SpikeRule | None, StuckRule | None]:
+    """The vocabulary's spike and stuck rules of the property a model's field maps to."""
+    prop = vocabulary().get(models[key].fields[field].property)
+    return prop.spike, prop.stuck
+
+
 def test_spike_and_recovery(models: dict[str, DeviceModel]) -> None:
-    # indoor_temperature: spike rule 8 °C within 600 s
-    series = [(0, 21.0), (60, 35.0), (120, 21.5), (180, 30.5), (900, 31.0), (960, 31.2)]
+    spike, _ = _rule(models, "elsys-ers-co2", "temperature")
+    assert spike is not None
+    d, step = spike.delta, int(spike.within_s / 10)
+    later = int(spike.within_s * 1.5)  # the reference reading (at 2 steps) is out of the window by then
+    series = [(0, 21.0), (step, 21.0 + 1.75 * d), (2 * step, 21.0 + d / 16), (3 * step, 21.0 + d / 16 + 1.125 * d),
+              (later, 21.0 + d / 16 + 1.2 * d), (later + step, 21.0 + d / 16 + 1.25 * d)]  # fmt: skip
     flags = _series(models, "elsys-ers-co2", "temperature", series, QualityState())
     assert flags == [[], ["spike"], [], ["spike"], [], []]
 
 
 def test_level_shift_is_accepted_after_the_window(models: dict[str, DeviceModel]) -> None:
-    series = [(0, 21.0), (60, 35.0), (120, 35.0), (700, 35.0), (760, 35.0)]
+    spike, _ = _rule(models, "elsys-ers-co2", "temperature")
+    assert spike is not None
+    high, step, w = 21.0 + 1.75 * spike.delta, int(spike.within_s / 10), int(spike.within_s)
+    series = [(0, 21.0), (step, high), (2 * step, high), (w + step, high), (w + 2 * step, high)]
     flags = _series(models, "elsys-ers-co2", "temperature", series, QualityState())
     assert flags == [[], ["spike"], ["spike"], [], []]
 
 
 def test_stuck_value(models: dict[str, DeviceModel]) -> None:
-    # pm10: stuck after 30 identical readings in a row
-    series = [(i * 60, "12.30") for i in range(31)] + [(31 * 60, "12.40"), (32 * 60, "12.40")]
+    _, stuck_rule = _rule(models, "airrohr-sds011-bme280", "SDS_P1")
+    assert stuck_rule is not None
+    n = stuck_rule.count
+    series = [(i * 60, "12.30") for i in range(n + 1)] + [((n + 1) * 60, "12.40"), ((n + 2) * 60, "12.40")]
     flags = _series(models, "airrohr-sds011-bme280", "SDS_P1", series, QualityState())
     stuck = [i for i, f in enumerate(flags) if "stuck" in f]
-    assert stuck == [29, 30]
+    assert stuck == [n - 1, n]
 
 
 def test_counter_reset(models: dict[str, DeviceModel]) -> None:
@@ -346,14 +387,17 @@ def test_late_readings_do_not_corrupt_state(models: dict[str, DeviceModel]) -> N
 
 
 def test_redelivery_does_not_count_as_a_repeat(models: dict[str, DeviceModel]) -> None:
+    _, stuck_rule = _rule(models, "airrohr-sds011-bme280", "SDS_P1")
+    assert stuck_rule is not None
+    below = stuck_rule.count - 1  # one repeat short of stuck
     state = QualityState()
-    series = [(i * 60, "12.30") for i in range(29)]
+    series = [(i * 60, "12.30") for i in range(below)]
     _series(models, "airrohr-sds011-bme280", "SDS_P1", series, state)
-    # the same 29th reading delivered five more times (QoS 1 redelivery, replayed batch)
-    again = _series(models, "airrohr-sds011-bme280", "SDS_P1", [(28 * 60, "12.30")] * 5, state)
+    # the same last reading delivered five more times (QoS 1 redelivery, replayed batch)
+    again = _series(models, "airrohr-sds011-bme280", "SDS_P1", [((below - 1) * 60, "12.30")] * 5, state)
     assert again == [[]] * 5
     (stream,) = [s for s in state.streams.values() if s.value == 12.3]
-    assert stream.repeats == 29
+    assert stream.repeats == below
 
 
 def test_future_reading_does_not_poison_state(models: dict[str, DeviceModel]) -> None:
@@ -418,3 +462,24 @@ def test_implausible_values_are_flagged_out_of_range(
 ) -> None:
     o = _one(models, model, Reading(field, value, None, RECEIVED))
     assert ("out_of_range" in flag_names(o.quality_flags)) is flagged
+
+
+def test_unmapped_field_counts_are_bounded_and_safe_to_store() -> None:
+    from ingest.process import OTHER, UnmappedFields
+
+    seen = UnmappedFields(limit=3)
+    seen.add("elsys-ers-co2", ("soundPeak", "soundAvg"))
+    seen.add("elsys-ers-co2", ("soundPeak", "x\x00y", "f4", "f5", "z" * 500))
+    assert len(seen) == 3  # sender-chosen names: no more labels than the limit
+    taken = seen.take()
+    assert taken == {
+        "elsys-ers-co2/soundPeak": 2,
+        "elsys-ers-co2/soundAvg": 1,
+        "elsys-ers-co2/x\\x00y": 1,  # a label is text the database takes: control characters escaped
+        f"elsys-ers-co2/{OTHER}": 3,
+    }
+    assert seen.take() == {}
+    long = UnmappedFields()
+    long.add("m", ("z" * 500,))
+    (label,) = long.take()
+    assert len(label) < 80

@@ -7,17 +7,22 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from ingest.sources import (
+    PlausibilityWindow,
+    Source,
     SourceSet,
     TopicFilterError,
     compile_filter,
+    default_window,
     load_sources,
     parse_timezone,
     sources_from_data,
     topic_matches,
 )
 from ingest.types import NO_SOURCE, NoSource
+from tests.conftest import ROOT
 
 # (filter, topic, matches) — MQTT 5.0 §4.7.1/4.7.2 examples plus Bydata's {name} levels.
 MATCH_TABLE = [
@@ -173,3 +178,20 @@ def test_parse_timezone(text: str, offset_at_new_year: timedelta) -> None:
     zone = parse_timezone(text)
     assert datetime(2025, 1, 1, tzinfo=zone).utcoffset() == offset_at_new_year
     assert datetime(2025, 1, 1, tzinfo=zone).astimezone(UTC).tzinfo is UTC
+
+
+def test_defaults_come_from_the_shipped_file(tmp_path: Path) -> None:
+    """The default zone and window are data: the shipped file's, also for a file that leaves them out."""
+    shipped = yaml.safe_load((ROOT / "schemas" / "sources.yaml").read_text(encoding="utf-8"))["defaults"]
+    window = PlausibilityWindow(float(shipped["max_future_s"]), float(shipped["max_late_s"]))
+    assert default_window() == window
+    one = {"name": "a", "envelope": "senml", "topics": ["x/{device_id}"]}
+    (bare,) = sources_from_data({"version": 1, "sources": [one]})
+    assert bare.window == window
+    assert (
+        datetime(2025, 7, 1, tzinfo=bare.timezone).utcoffset()
+        == datetime(2025, 7, 1, tzinfo=parse_timezone(shipped["timezone"])).utcoffset()
+    )
+    (partial,) = sources_from_data({"version": 1, "defaults": {"max_late_s": 60}, "sources": [one]})
+    assert partial.window == PlausibilityWindow(window.max_future_s, 60.0)
+    assert Source("code", "senml", ("x/#",)).window == window  # built in code: the same defaults

@@ -179,3 +179,30 @@ def test_auto_provision_is_unverified_until_imported(migrated_db: str) -> None:
         listed = {d["id"]: d for d in list_devices(conn)}
         assert listed["70b3d5e75e00a001"]["verified"] is True
         assert listed["70b3d5e75e00a001"]["datastreams"] == len(streams_before)
+
+
+def test_low_cost_follows_the_station_kinds_of_quality_yaml(
+    migrated_db: str, provisioning: Provisioning, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which station kind is low-cost is data (``schemas/quality.yaml``), not a word in the code."""
+    from ingest.registry import Registry
+    from schemas import quality
+
+    with psycopg.connect(migrated_db) as conn:
+        import_provisioning(conn, provisioning)
+    models = device_models()
+    kinds = {d.id: models[d.model].station_kind for d in provisioning.devices}
+    assert "low-cost" in kinds.values() and "reference" not in kinds.values()
+
+    def low_cost(registry: Registry) -> dict[str, bool]:
+        registry.refresh()
+        return {d: b.low_cost for d, b in registry._bindings.items()}
+
+    registry = Registry(migrated_db, models)
+    try:
+        assert low_cost(registry) == {d: k in quality.low_cost_station_kinds() for d, k in kinds.items()}
+        assert any(low_cost(registry).values())
+        monkeypatch.setattr(quality, "low_cost_station_kinds", lambda: frozenset({"no-such-kind"}))
+        assert not any(low_cost(registry).values())
+    finally:
+        registry.close()

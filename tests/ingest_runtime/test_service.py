@@ -186,7 +186,22 @@ def test_share_group_needs_mqtt_5(stream_db: str, embedded_broker_url: str) -> N
     from ingest.service import IngestOptions, IngestService
 
     with pytest.raises(ValueError, match="shared subscriptions need MQTT v5"):
-        IngestService(stream_db, embedded_broker_url, IngestOptions(share_group="g"))
+        IngestService(stream_db, embedded_broker_url, IngestOptions(worker="w-1", share_group="g"))
+
+
+def test_a_share_group_needs_a_client_id_of_its_own(stream_db: str, mqtt_url: str) -> None:
+    """Workers sharing the default client id would take over each other's session and delivery log."""
+    import pytest
+
+    from ingest import DEFAULT_CLIENT_ID
+    from ingest.service import IngestOptions, IngestService
+
+    with pytest.raises(ValueError, match="BYDATA_INGEST_CLIENT_ID") as info:
+        IngestService(stream_db, mqtt_url, IngestOptions(share_group="city"))
+    assert DEFAULT_CLIENT_ID in str(info.value) and "'city'" in str(info.value)
+    # named, it starts; and the default id stays fine for a lone worker
+    IngestService(stream_db, mqtt_url, IngestOptions(worker="ingest-2", share_group="city"))
+    IngestService(stream_db, mqtt_url, IngestOptions())
 
 
 def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str, topic_prefix: str) -> None:
@@ -227,3 +242,125 @@ def test_metrics_endpoint_agrees_with_the_database(stream_db: str, mqtt_url: str
         assert scraped[key] == db[key], key
     assert db[(counters.QUARANTINED, "malformed")] == 1
     assert scraped[("fanout", "published")] == db[(counters.OBSERVATIONS_STORED, "")]
+
+
+def test_unmapped_fields_are_counted_bounded_and_shown_in_stats(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """Fields a device sends that its model neither maps nor ignores: counted per model and field, bounded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from bydata.cli import app
+    from bydata.settings import get_settings
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    mac = streams.AMS[0]
+    messages = [
+        streams.Message(
+            f"{prefix}amsreader/{mac}",
+            orjson.dumps({"id": mac, "t": 1741075200 + i, "data": {"P": i, f"vendor_{i}": 1, "x\u0000y": 2}}),
+            "amsreader",
+            i,
+            1,
+        )
+        for i in range(12)
+    ]
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix) as service:
+        service.processor.unmapped.limit = 4
+        streams.publish(mqtt_url, messages)
+        _wait_received(stream_db, len(messages), wait_until)
+        metrics = {
+            (s.labels["model"], s.labels["field"]): s.value
+            for family in service.metrics.registry.collect()
+            if family.name == "bydata_ingest_unmapped_fields"
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+    t = totals(stream_db)
+    unmapped = {label: n for (name, label), n in t.items() if name == counters.UNMAPPED_FIELD}
+    assert unmapped["amsreader-han/x\\x00y"] == len(messages)
+    assert len(unmapped) <= 4 + 1  # four fields of their own, the rest as (other)
+    assert sum(unmapped.values()) == 2 * len(messages)
+    assert metrics == {tuple(label.split("/", 1)): float(n) for label, n in unmapped.items()}
+    assert t[(counters.STORED, "")] == len(messages)
+    assert_identity(t)
+
+    monkeypatch.setenv("BYDATA_DATABASE_URL", stream_db)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["ingest", "stats", "--json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counters"]["unmapped_field"] == unmapped
+
+
+def test_crash_between_commit_and_ack_with_senml_relative_times(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """SenML times below 2**28 are relative to receipt; redelivered packs keep their first receive time."""
+    from ingest.mqtt import MqttEdge
+    from schemas.provisioning import Provisioning
+    from store.provisioning import import_provisioning
+    from tests.conftest import wait_until
+
+    gateways = [f"urn:dev:mac:0024befffe80{n:04x}" for n in range(3)]
+    with psycopg.connect(stream_db) as conn:
+        import_provisioning(conn, Provisioning.model_validate({"version": 1, "devices": [
+            {"id": g, "model": "senml-heat-gateway", "name": f"gateway {g}"} for g in gateways]}))  # fmt: skip
+    prefix = topic_prefix + "/"
+    worker = f"crash-senml-{topic_prefix}"
+
+    def pack(i: int) -> bytes:
+        first = {"bn": f"{gateways[i % 3]}:", "n": "supply_temp", "u": "Cel", "v": 60 + i / 10, "t": -60}
+        return orjson.dumps([first, {"n": "co2", "u": "ppm", "v": 900 + i, "t": -30}])
+
+    packs = [streams.Message(f"{prefix}senml/{gateways[i % 3]}", pack(i), "senml", i, 2) for i in range(30)]
+    with monkeypatch.context() as patch:
+        patch.setattr(MqttEdge, "ack", lambda self, delivery: True)  # committed, then "crashed" before PUBACK
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+            streams.publish(mqtt_url, packs)
+            _wait_received(stream_db, len(packs), wait_until)
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker):
+        _wait_received(stream_db, 2 * len(packs), wait_until)
+    t = totals(stream_db)
+    assert t[(counters.STORED, "")] == t[(counters.DUPLICATE, "")] == len(packs)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 2 * len(packs)
+    with psycopg.connect(stream_db) as conn:
+        assert conn.execute("SELECT count(*) FROM observations").fetchone() == (2 * len(packs),)
+    assert_identity(t)
+
+
+def test_a_revised_reading_is_stored_and_a_repeated_one_is_not(
+    stream_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """The same reading twice is one Observation; a different value at that time is one more, never dropped."""
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    mac = streams.AMS[1]
+    at = int(streams.T0.timestamp())
+
+    def meter(power: int, energy: float) -> streams.Message:
+        body = {"id": mac, "t": at, "data": {"P": power, "tPI": energy}}
+        return streams.Message(f"{prefix}amsreader/{mac}", orjson.dumps(body), "amsreader", 0, 2)
+
+    messages = [meter(1500, 1000.0), meter(1500, 1000.0), meter(1520, 1000.0)]  # once, again, P revised
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix):
+        streams.publish(mqtt_url, messages[:2])
+        _wait_received(stream_db, 2, wait_until)
+        streams.publish(mqtt_url, messages[2:])
+        _wait_received(stream_db, 3, wait_until)
+    with psycopg.connect(stream_db) as conn:
+        rows = conn.execute(
+            "SELECT d.property_key, o.result_number FROM observations o JOIN datastreams d ON d.id = o.datastream_id"
+            " ORDER BY o.id"
+        ).fetchall()
+    assert rows == [("active_power", 1500.0), ("active_energy_import", 1000.0), ("active_power", 1520.0)]
+    t = totals(stream_db)
+    assert (t[(counters.STORED, "")], t[(counters.DUPLICATE, "")]) == (2, 1)
+    assert (t[(counters.OBSERVATIONS_STORED, "")], t[(counters.OBSERVATIONS_DUPLICATE, "")]) == (3, 3)
+    assert_identity(t)

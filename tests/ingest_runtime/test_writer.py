@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -72,7 +73,7 @@ def test_batch_is_stored_once_and_duplicates_are_counted(db: tuple[str, Any], wr
         IncomingMessage("a/1", b"1", T0, [_obs(pm10, T0, 12.3), _obs(occupancy, T0, True)]),
         IncomingMessage("a/2", b"2", T0, [_obs(pm10, T0 + timedelta(minutes=1), 13.0, flags=LOW_COST)]),
         # the same reading through a second gateway, in the same batch: the first is kept
-        IncomingMessage("a/3", b"3", T0, [_obs(pm10, T0 + timedelta(minutes=1), 99.0)]),
+        IncomingMessage("a/3", b"3", T0, [_obs(pm10, T0 + timedelta(minutes=1), 13.0)]),
     ]
     result = writer.write(first)
     assert result.outcomes == [Outcome.STORED, Outcome.STORED, Outcome.DUPLICATE]
@@ -264,3 +265,214 @@ def test_counters_are_per_worker_and_sum(db: tuple[str, Any]) -> None:
         t = counters.totals(conn)
     assert t[(counters.RECEIVED, "")] == 2 and t[(counters.OWN_NOTIFICATION, "")] == 2
     _identity(t)
+
+
+def test_quarantine_keeps_texts_with_nul_and_the_payload_whole(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    """A NUL quoted from a payload into an error text or id must not make the quarantine refuse the message."""
+    url, streams = db
+    payload = b'{"esp8266id": "1\\u00002", "raw": "\x00\xff"}'
+    result = writer.write(
+        [
+            IncomingMessage(
+                "sensor-community/x",
+                payload,
+                T0,
+                rejection=Rejection("malformed", "airrohr sensordatavalues[0] (SDS\x00P1) has no value"),
+                source="sensor-community",
+                device_id="1\x002",
+                packet_id=5,
+            ),
+            IncomingMessage("a/1", b"1", T0, [_obs(streams["13597771"]["pm10"], T0, 1.0)]),
+        ]
+    )
+    assert result.outcomes == [Outcome.QUARANTINED, Outcome.STORED]
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT payload, error, device_id, reason FROM quarantine").fetchone()
+    assert row == (payload, "airrohr sensordatavalues[0] (SDS\\x00P1) has no value", "1\\x002", "malformed")
+    _identity(_totals(url))
+
+
+def test_data_refused_outside_the_rows_sets_aside_only_its_message(
+    db: tuple[str, Any], writer: ObservationWriter
+) -> None:
+    """A refusal anywhere in the batch (here a rule on the quarantine) costs only the message that caused it."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    with psycopg.connect(url) as conn:
+        conn.execute("ALTER TABLE quarantine ADD CONSTRAINT no_forbidden CHECK (error NOT LIKE '%%forbidden%%')")
+    msgs = [
+        IncomingMessage("a/1", b"good-1", T0, [_obs(pm10, T0, 1.0)], packet_id=1),
+        IncomingMessage("a/2", b"refused", T0, rejection=Rejection("malformed", "a forbidden text"), packet_id=2),
+        IncomingMessage("a/3", b"bad-json", T0, rejection=Rejection("malformed", "not JSON"), packet_id=3),
+        IncomingMessage(
+            "a/4", b"good-2", T0, [_obs(pm10, T0 + timedelta(minutes=1), 2.0, flags=TIME_ASSUMED)], packet_id=4
+        ),
+    ]
+    result = writer.write(msgs, batch_seq=7)
+    assert result.outcomes == [Outcome.STORED, Outcome.QUARANTINED, Outcome.QUARANTINED, Outcome.STORED]
+    assert [r[2] for r in _rows(url)] == [1.0, 2.0]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT payload, reason, error FROM quarantine ORDER BY id").fetchall()
+        logged = conn.execute("SELECT packet_id FROM ingest_deliveries ORDER BY 1").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(b"refused", "store_rejected"), (b"bad-json", "malformed")]
+    assert "CheckViolation" in rows[0][2]
+    assert logged == [(2,), (3,), (4,)]  # the delivery log still covers every message that needs it
+    assert writer.last_batch_seq() == 7
+    t = _totals(url)
+    assert t[(counters.QUARANTINED, "store_rejected")] == 1 and t[(counters.QUARANTINED, "malformed")] == 1
+    _identity(t)
+
+
+# (SQL that fails, is it the data's fault, does it clear with time): errors raised by the real server
+ERRORS = [
+    ("SELECT 1 / 0", True, False),
+    ("SELECT 'x'::int", True, False),
+    ("INSERT INTO quarantine (received_at, topic, payload, payload_hash, reason) VALUES (now(), 't', '', '', NULL)",
+     True, False),
+    ("CREATE TEMP TABLE big (t text); CREATE INDEX ON big (t); INSERT INTO big SELECT string_agg(md5(i::text), '')"
+     " FROM generate_series(1, 200) i", True, False),
+    ("SET TRANSACTION READ ONLY; INSERT INTO sites (id, kind, name) VALUES ('s', 'area', 'S')", False, True),
+    ("SELECT pg_terminate_backend(pg_backend_pid())", False, True),
+    ("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)", False, True),
+    ("SELECT * FROM no_such_table", False, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("statement", "data", "transient"), ERRORS)
+def test_database_errors_are_told_apart(migrated_db: str, statement: str, data: bool, transient: bool) -> None:
+    from store.db import is_data_error, is_transient
+
+    with psycopg.connect(migrated_db) as conn:
+        with pytest.raises(psycopg.Error) as info:
+            for part in statement.split("; "):
+                conn.execute(part.encode())
+        assert (is_data_error(info.value), is_transient(info.value)) == (data, transient), repr(info.value)
+    assert is_data_error(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
+
+
+def test_redelivery_of_a_senml_pack_with_relative_times_is_stored_once(db: tuple[str, Any]) -> None:
+    """SenML times below 2**28 are relative to receipt: a redelivered pack must not land at new times."""
+    from ingest.decode import decode_message, load_models
+    from ingest.normalise import normalise
+    from ingest.quality import QualityState
+    from ingest.sources import load_sources
+    from ingest.types import DeviceBinding, RawMessage
+
+    url, _ = db
+    with psycopg.connect(url) as conn:
+        import_provisioning(conn, Provisioning.model_validate(
+            {"version": 1, "devices": [{"id": "urn:dev:mac:0024befffe804ff1", "model": "senml-heat-gateway",
+                                         "name": "School heat gateway"}]}))  # fmt: skip
+        streams = dict(load_bindings(conn)["urn:dev:mac:0024befffe804ff1"].datastreams)
+    models = load_models()
+    binding = DeviceBinding("urn:dev:mac:0024befffe804ff1", models["senml-heat-gateway"], streams)
+    source = load_sources()["senml"]
+    topic = "senml/gw-1"
+    payload = orjson.dumps([{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "supply_temp", "u": "Cel", "v": 61.5,
+                             "t": -60}, {"n": "co2", "u": "ppm", "v": 1180, "t": -30}])  # fmt: skip
+
+    def delivery(received: datetime, packet_id: int, dup: bool) -> IncomingMessage:
+        raw = RawMessage(topic, payload, received)
+        decoded = decode_message(raw, source, lambda _: binding.model)
+        normalised = normalise(decoded, binding, received, QualityState(), window=source.window)
+        return IncomingMessage(topic, payload, received, normalised.observations, packet_id=packet_id, redelivered=dup)
+
+    t1, t2 = T0, T0 + timedelta(seconds=45)
+    w = ObservationWriter.connect(url, "worker-senml")
+    try:
+        assert w.write([delivery(t1, 21, False)]).outcomes == [Outcome.STORED]
+        # committed, crash before PUBACK: the broker resends packet 21 with DUP set, received later
+        assert w.write([delivery(t2, 21, True)]).outcomes == [Outcome.DUPLICATE]
+    finally:
+        w.close()
+    with psycopg.connect(url) as conn:
+        times = conn.execute("SELECT phenomenon_time FROM observations ORDER BY 1").fetchall()
+    assert times == [(t1 - timedelta(seconds=60),), (t1 - timedelta(seconds=30),)]
+    t = _totals(url)
+    assert t[(counters.DUPLICATE, "")] == 1 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 2
+    _identity(t)
+
+
+def test_a_different_result_at_a_stored_time_is_an_observation_of_its_own(
+    db: tuple[str, Any], writer: ObservationWriter
+) -> None:
+    """Only the same reading (Datastream, time, result, end) is a duplicate; a revision is stored beside it."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    occupancy = streams["70b3d5e75e00a001"]["parking_occupancy"]
+    hour = T0 + timedelta(hours=1)
+
+    def nilu(value: float, end: datetime = hour) -> NormalisedObservation:
+        return NormalisedObservation(pm10, T0, T0, value, phenomenon_time_end=end)
+
+    assert writer.write([IncomingMessage("n/1", b"1", T0, [nilu(10.5), _obs(occupancy, T0, True)])]).outcomes == [
+        Outcome.STORED
+    ]
+    second = writer.write(
+        [
+            IncomingMessage("n/1", b"1", T0, [nilu(10.5), _obs(occupancy, T0, True)]),  # delivered again
+            IncomingMessage("n/2", b"2", T0, [nilu(11.25)]),  # NILU revised the hour
+            IncomingMessage("n/3", b"3", T0, [nilu(11.25)]),  # ... and that revision came twice
+            IncomingMessage("n/4", b"4", T0, [nilu(10.5, T0 + timedelta(hours=2))]),  # another interval
+            IncomingMessage("n/5", b"5", T0, [_obs(occupancy, T0, False)]),  # a different state at that time
+        ]
+    )
+    assert second.outcomes == [Outcome.STORED if o else Outcome.DUPLICATE for o in (0, 1, 0, 1, 1)]
+    # the new rows are the observations that were new, each with its own id (they are fanned out)
+    assert sorted((n.observation.result, n.observation.phenomenon_time_end) for n in second.new) == sorted(
+        [(11.25, hour), (10.5, T0 + timedelta(hours=2)), (False, None)]
+    )
+    assert len({n.id for n in second.new}) == 3
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT coalesce(result_number::text, result_boolean::text), phenomenon_time_end FROM observations"
+            " ORDER BY id"
+        ).fetchall()
+    assert rows == [("10.5", hour), ("true", None), ("11.25", hour), ("10.5", T0 + timedelta(hours=2)), ("false", None)]
+    t = _totals(url)
+    assert t[(counters.STORED, "")] == 4 and t[(counters.DUPLICATE, "")] == 2
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 5 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 3
+    _identity(t)
+
+
+def test_equal_results_of_every_type_are_duplicates(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    ds = streams["a81758fffe000001"]["indoor_co2"]
+    values: list[Any] = [776.0, True, "high", {"b": [1, 2], "a": None}, None]
+    batch = [IncomingMessage("t", b"x", T0, [_obs(ds, T0, v) for v in values])]
+    assert writer.write(batch).outcomes == [Outcome.STORED]
+    again = [IncomingMessage("t", b"x", T0, [_obs(ds, T0, v) for v in [776.0, True, "high", {"a": None, "b": [1, 2]},
+                                                                        None]])]  # fmt: skip
+    assert writer.write(again).outcomes == [Outcome.DUPLICATE]
+    other = [IncomingMessage("t", b"y", T0, [_obs(ds, T0, v) for v in [776.5, False, "low", {"a": 1}, "None"]])]
+    result = writer.write(other)
+    assert result.outcomes == [Outcome.STORED] and len(result.new) == 5
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM observations").fetchone() == (10,)
+
+
+def test_the_dedup_key_is_the_documented_hash(migrated_db: str) -> None:
+    """observation_dedup_key is a stable, session-independent function: its value is pinned here."""
+    import hashlib
+    import struct
+
+    def expected(tagged: str, end: datetime | None) -> int:
+        micros = None if end is None else (end - datetime(2000, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        text = tagged + "|" + ("-" if micros is None else struct.pack(">q", micros).hex())
+        return int.from_bytes(bytes.fromhex(hashlib.md5(text.encode()).hexdigest()[:16]), "big", signed=True)
+
+    cases = [
+        ((12.3, None, None, None, None), expected("n" + struct.pack(">d", 12.3).hex(), None)),
+        ((None, True, None, None, T0), expected("btrue", T0)),
+        ((None, None, "høy", None, None), expected("thøy", None)),
+        ((None, None, None, '{"b": 1, "a": [1, 2]}', None), expected('j{"a": [1, 2], "b": 1}', None)),
+        ((None, None, None, None, None), expected("-", None)),
+    ]
+    with psycopg.connect(migrated_db) as conn:
+        for settings in ("SET TIME ZONE 'Europe/Oslo'", "SET extra_float_digits = -3"):
+            conn.execute(settings)
+            for args, key in cases:
+                row = conn.execute(
+                    "SELECT observation_dedup_key(%s::float8, %s::bool, %s::text, %s::jsonb, %s::timestamptz)", args
+                ).fetchone()
+                assert row == (key,), args

@@ -1,10 +1,12 @@
 -- Compression and continuous aggregates: only under the Timescale license (the community
 -- Docker image). The Apache-2 edition refuses them, so Python runs this file only when
 -- current_setting('timescaledb.license') = 'timescale'. Idempotent.
+-- Segments and order cover the unique index (datastream_id, phenomenon_time, dedup_key), so a late
+-- reading written into a compressed chunk is checked against its own Datastream's batches only.
 ALTER TABLE observations SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'datastream_id',
-    timescaledb.compress_orderby = 'phenomenon_time DESC'
+    timescaledb.compress_orderby = 'phenomenon_time DESC, dedup_key'
 );
 SELECT add_compression_policy('observations', INTERVAL '30 days', if_not_exists => true);
 
