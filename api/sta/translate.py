@@ -362,7 +362,7 @@ class Translator:
         ``Datastreams(1)/Observations``): they count towards a unique key. Observations have
         no unique key but their id (several may share a Datastream and phenomenonTime), so
         their time order ends with ``id``; the (datastream_id, phenomenon_time, …) index still
-        gives the time order, and ties are sorted on top of it.
+        gives the time order, and ties are sorted on top of it, in the last requested direction.
         """
         keys: list[sql.Composable] = []
         seen: set[str] = set(pinned)
@@ -394,11 +394,15 @@ class Translator:
                     seen.add(x.prop.column)
                 elif item.expr.names in (("id",), ("@iot.id",)):
                     seen.add("id")
+        # Ties follow the last requested direction: `phenomenonTime desc` puts the newest of two
+        # Observations at one time (a revised reading) first, as "latest" readers expect.
+        reverse = bool(items) and items[-1].descending
         for column, descending in entity.default_order:
             if total():
                 break
             if column not in seen:
-                keys.append(sql.SQL("{}{}").format(em.col(alias, column), sql.SQL(" DESC" if descending else "")))
+                desc = descending != reverse
+                keys.append(sql.SQL("{}{}").format(em.col(alias, column), sql.SQL(" DESC" if desc else "")))
                 seen.add(column)
         return keys
 
