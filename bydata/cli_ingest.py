@@ -118,6 +118,9 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
         service = build_service(settings, db_url, mqtt_url)
         if settings.ingest_metrics_port:
             service.metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
+        from ingest.service import settle_gc
+
+        settle_gc()
         service.run(stop, ready=lambda: log.info("ingest worker %s is subscribed", settings.ingest_client_id))
 
 
