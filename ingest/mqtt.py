@@ -19,8 +19,8 @@
   subscriptions (Mosquitto accepts and ignores it) and MQTT 3.1.1 lacks it: there the
   notifications do arrive and ``ingest.process`` recognises them as entities (they carry
   an ``@iot.id``, which a create request never does). A v5 user property marking them
-  was measured and rejected: paho packs properties in Python, about 20 µs per publish,
-  more than half of what a notification costs.
+  was measured and rejected while paho encoded them (about 20 µs per publish for the
+  properties alone); they are now encoded without properties (``ingest.mqtt_packets``).
 
 The network thread (``ingest-mqtt``) drives paho's loop itself and, between reads, writes
 the acknowledgements and notifications other threads queued on the outbox (a thread-safe
@@ -151,7 +151,8 @@ class _Client(paho.Client):
     across two reads), from paho's packet (:meth:`_handle_publish`). paho's own path reads a
     packet in three or four calls, builds a v5 ``Properties`` object, an ``MQTTMessage``
     and a debug-log call and matches the topic against callback filters under two locks:
-    about 30 µs against 7 µs here. Anything else (QoS 2, properties, topic aliases, bad
+    30-45 µs per message against 6-12 µs here, hand-over included (socketpair
+    micro-benchmark on the project's machine). Anything else (QoS 2, properties, topic aliases, bad
     UTF-8, malformed packets, every other packet type) still goes through paho, whose
     PUBLISH path ends in ``on_message``. With manual acknowledgement paho keeps no state
     for a received QoS 0/1 message, so nothing is left out by not calling it.
