@@ -27,7 +27,6 @@ Three threads, two bounded hand-overs; this module and ``ingest.mqtt`` hold all 
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import threading
@@ -84,23 +83,6 @@ class _Batch:
     observations: int = 0
     notifications: int = 0
     started: float = 0.0
-
-
-def settle_gc() -> None:
-    """Tune Python's cyclic garbage collector for a worker process, once its start-up is done.
-
-    Start-up leaves some 120,000 long-lived objects (modules, device models, vocabulary,
-    pydantic schemas) that every full collection would walk again, and ingest allocates
-    tens of objects per message, nearly all freed at once by reference counting, so the
-    default threshold of 700 allocations ran a young collection every few dozen messages.
-    Freezing what start-up built and collecting the young generation every 10,000
-    allocations took decoding from 17.2 to 13.5 µs per message on the simulator mix (CPU
-    time, this machine); cycles are still collected. Process-wide, so called by
-    ``bydata ingest``, not by the service (which also runs inside tests and the demo).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def notification(new: NewObservation, base_url: str) -> bytes:
