@@ -17,8 +17,9 @@ separate publisher process at QoS 1:
 
     python bench/ingest.py [--messages 60000] [--workers 1 2] [--soak 600]
 
-``--soak SECONDS`` adds a long run at the publisher's full rate (the stream repeats after
-one pass, so later passes are absorbed as duplicates) to see whether memory stays flat.
+``--soak SECONDS`` adds a long run at ``--soak-rate`` messages/s of new readings (the
+simulators run on past the workload, so every message is stored, not absorbed as a
+duplicate) with each worker's RSS over time, to see whether memory stays flat.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +52,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 COPY_BATCH = 5000
+CASES = ("air", "parking", "energy")
+WORKLOAD_START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday: school day, rush hours
 COLUMNS = (
     "datastream_id, phenomenon_time, phenomenon_time_end, result_time, received_at, result_number,"
     " result_boolean, result_text, result_json, quality_flags, parameters"
@@ -78,8 +82,10 @@ def _paho_client(url: str, client_id: str = "", inflight: int = 1000) -> Any:
     return c
 
 
-def publisher_main(url: str, file: str, prefix: str, repeat_s: float, rate: float) -> None:
-    """Publish the workload at QoS 1 as fast as the broker acknowledges (at most 1,000 in flight).
+def _publish(url: str, stream: Iterable[tuple[str, bytes, int]], prefix: str, seconds: float, rate: float) -> None:
+    """Publish ``(topic, payload, observations)`` at QoS 1 as fast as the broker acknowledges
+    (at most 1,000 in flight), or at ``rate`` messages/s; until the stream ends or, if
+    ``seconds`` is given, that many seconds have passed. Prints what it sent as JSON.
 
     One thread drives paho's loop by hand: a threaded paho publisher is 2-3 times slower here
     (the GIL and a wake-up per packet), and the publisher must not be what is measured.
@@ -89,8 +95,6 @@ def publisher_main(url: str, file: str, prefix: str, repeat_s: float, rate: floa
 
     from ingest.mqtt_address import BrokerAddress
 
-    with open(file, "rb") as f:
-        messages: list[tuple[str, bytes]] = pickle.load(f)
     inflight = 1000
     address = BrokerAddress.parse(url)
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
@@ -105,31 +109,68 @@ def publisher_main(url: str, file: str, prefix: str, repeat_s: float, rate: floa
 
     c.on_publish = on_publish
     started = time.time()
-    sent = 0
-    deadline = started + repeat_s
-    while True:
-        for topic, payload in messages:
-            info = c.publish(prefix + topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                raise SystemExit(f"publisher: publish failed: {mqtt.error_string(info.rc)}")
-            sent += 1
-            if sent % 50 == 0:
-                c.loop(timeout=0)
-                if rate:
-                    ahead = started + sent / rate - time.time()
-                    if ahead > 0:
-                        c.loop(timeout=ahead)
-            while sent - acked[0] >= inflight:
-                c.loop(timeout=0.01)
-        if time.time() >= deadline:
-            break
+    sent = observations = 0
+    deadline = started + seconds if seconds else None
+    for topic, payload, count in stream:
+        info = c.publish(prefix + topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise SystemExit(f"publisher: publish failed: {mqtt.error_string(info.rc)}")
+        sent += 1
+        observations += count
+        if sent % 50 == 0:
+            c.loop(timeout=0)
+            if rate:
+                ahead = started + sent / rate - time.time()
+                if ahead > 0:
+                    c.loop(timeout=ahead)
+            if deadline is not None and time.time() >= deadline:
+                break
+        while sent - acked[0] >= inflight:
+            c.loop(timeout=0.01)
     for _ in range(60000):
         if acked[0] >= sent:
             break
         c.loop(timeout=0.01)
     ended = time.time()
     c.disconnect()
-    print(orjson.dumps({"sent": sent, "acked": acked[0], "started": started, "ended": ended}).decode(), flush=True)
+    report = {"sent": sent, "acked": acked[0], "observations": observations, "started": started, "ended": ended}
+    print(orjson.dumps(report).decode(), flush=True)
+
+
+def publisher_main(url: str, file: str, prefix: str) -> None:
+    """Publish the workload file once."""
+    with open(file, "rb") as f:
+        messages: list[tuple[str, bytes]] = pickle.load(f)
+    _publish(url, ((t, p, 0) for t, p in messages), prefix, 0.0, 0.0)
+
+
+def soak_publisher_main(url: str, prefix: str, seconds: float, rate: float, *, spaces: int, seed: int) -> None:
+    """Publish new readings for ``seconds``: the simulators' cases run on from the workload's end.
+
+    Every message carries readings not sent before (new times), so the worker stores all of
+    them, as a real deployment does; a stream repeating one pass would after its first pass
+    measure only the duplicate path.
+    """
+    _publish(url, fresh_stream(spaces, seed), prefix, seconds, rate)
+
+
+def fresh_stream(spaces: int, seed: int) -> Iterator[tuple[str, bytes, int]]:
+    """The three cases without faults, simulated on without end from after the workload's hours."""
+    from ingest.sources import load_sources
+    from ingest.types import NoSource
+    from simulators.engine import RunOptions, Simulation
+
+    sources = load_sources()
+    # generate() simulates back from WORKLOAD_START plus at most a few days; start a year on
+    sim = Simulation(
+        RunOptions(cases=CASES, start=WORKLOAD_START + timedelta(days=365), duration=None, spaces=spaces, seed=seed)
+    )
+    for m in sim.messages():
+        try:
+            sources.match(m.out.topic)
+        except NoSource:
+            continue
+        yield m.out.topic, m.out.payload, len(m.out.truth)
 
 
 def subscriber_main(url: str, topic: str, expected: int, client_id: str) -> None:
@@ -221,6 +262,15 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def _cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far, seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 _CHILDREN: list[subprocess.Popen[str]] = []
 
 
@@ -265,13 +315,13 @@ def generate(messages: int, spaces: int, seed: int) -> tuple[list[tuple[str, byt
 
     sources = load_sources()
 
-    start = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)  # a Monday: school day, rush hours
+    start = WORKLOAD_START
     per_hour = None
     hours = 6.0
     while True:
         sim = Simulation(
             RunOptions(
-                cases=("air", "parking", "energy"),
+                cases=CASES,
                 start=start + timedelta(hours=hours),
                 backfill=timedelta(hours=hours),
                 duration=timedelta(0),
@@ -304,7 +354,7 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     assert sub.stdout is not None
     if sub.stdout.readline().strip() != "ready":
         raise SystemExit("bare subscriber did not start")
-    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
+    pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
     pub_out, _ = pub.communicate(timeout=900)
     sub_out, _ = sub.communicate(timeout=900)
     p, s = orjson.loads(pub_out.strip().splitlines()[-1]), orjson.loads(sub_out.strip().splitlines()[-1])
@@ -316,7 +366,7 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     client_id = f"bench-drain-{uuid.uuid4().hex[:6]}"
     first = _python(__file__, "--subscriber", mqtt_url, prefix + "#", "0", client_id)
     first.communicate(timeout=60)
-    pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
+    pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
     pub.communicate(timeout=900)
     sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), client_id)
     sub_out, _ = sub.communicate(timeout=900)
@@ -359,12 +409,16 @@ def run_end_to_end(
     drain: bool = False,
     soak_s: float = 0.0,
     soak_rate: float = 0.0,
+    spaces: int = 200,
+    seed: int = 1,
     log_dir: Path,
 ) -> dict[str, Any]:
     """Publish to ``workers`` ingest processes and time until every message is committed.
 
     ``drain``: the workers subscribe and stop, the publisher fills the broker's queue for
     their sessions, and the time runs from their return (subscribed) to the last commit.
+    ``soak_s``: instead of the workload, ``soak_s`` seconds of new readings at ``soak_rate``
+    messages/s (:func:`fresh_stream`), with the workers' RSS over time.
     """
     from store import counters
 
@@ -394,24 +448,45 @@ def run_end_to_end(
         if drain:
             for proc in procs:
                 _stop(proc)
-            pub = _python(__file__, "--publisher", mqtt_url, file, prefix, "0", "0")
+            pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
             pub_out, _ = pub.communicate(timeout=900)
             published = orjson.loads(pub_out.strip().splitlines()[-1])
             procs, subscribed_at = _start_workers(envs, log_dir, tag + "-again")
         rss: list[list[float]] = [[round(_rss_mb(p.pid) or 0, 1)] for p in procs]
+        cpu_start = [_cpu_s(p.pid) or 0.0 for p in procs]
+        sampled_from = time.time()
+        received = 0
+        # soak: (seconds, messages committed, RSS of each worker) every 10 s
+        timeline: list[dict[str, Any]] = []
         stop_sampling = threading.Event()
 
         def sample() -> None:
+            k = 0
             while not stop_sampling.wait(0.5):
-                for k, proc in enumerate(procs):
-                    value = _rss_mb(proc.pid)
+                values = [_rss_mb(proc.pid) for proc in procs]
+                for series, value in zip(rss, values, strict=True):
                     if value is not None:
-                        rss[k].append(round(value, 1))
+                        series.append(round(value, 1))
+                k += 1
+                if soak_s and k % 20 == 0:
+                    timeline.append(
+                        {
+                            "t_s": round(time.time() - sampled_from),
+                            "received": received,
+                            "rss_mb": [None if v is None else round(v, 1) for v in values],
+                        }
+                    )
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rate = str(soak_rate) if soak_s else "0"
-        pub = None if drain else _python(__file__, "--publisher", mqtt_url, file, prefix, str(soak_s), rate)
+        if drain:
+            pub = None
+        elif soak_s:
+            pub = _python(
+                __file__, "--soak-publisher", mqtt_url, prefix, str(soak_s), str(soak_rate), str(spaces), str(seed)
+            )
+        else:
+            pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
         with psycopg.connect(db_url, autocommit=True) as conn:
             target = published["sent"] if published else n
             done_at = None
@@ -426,7 +501,7 @@ def run_end_to_end(
                     done_at = last_change
                     break
                 if time.time() - last_say > 5:
-                    say(f"received {received} of {target}")
+                    say(f"received {received} of {target if published is not None or not soak_s else '(publishing)'}")
                     last_say = time.time()
                 if published is None and pub is not None and pub.poll() is not None:
                     assert pub.stdout is not None
@@ -438,6 +513,7 @@ def run_end_to_end(
                 time.sleep(0.05)
             if done_at is None or published is None:
                 raise SystemExit("end to end run did not finish")
+            cpu_used = sum((_cpu_s(p.pid) or 0.0) - c for p, c in zip(procs, cpu_start, strict=True))
             t = counters.totals(conn)
             stored_rows = conn.execute("SELECT count(*) FROM observations").fetchone()
         stop_sampling.set()
@@ -458,9 +534,24 @@ def run_end_to_end(
         "observations_stored": observations,
         "publisher_messages_per_s": round(published["sent"] / (published["ended"] - published["started"]), 1),
         "rss_mb": [{"start": r[0], "peak": max(r), "end": r[-1], "samples": len(r)} for r in rss],
+        # CPU the worker processes used per message, from subscribed to the last commit: what a
+        # message costs, which the shared machine's load changes far less than the rates
+        "worker_cpu_us_per_message": round(cpu_used / published["sent"] * 1e6, 1),
     }
     if soak_s:
-        result["rss_mb_series"] = [r[:: max(1, len(r) // 60)] for r in rss]
+        expected = published["observations"]
+        result["observations_expected"] = expected
+        result["observations_in_table"] = stored_rows[0] if stored_rows else None
+        result["nothing_lost_or_doubled"] = (
+            t[(counters.RECEIVED, "")] == published["sent"]
+            and t[(counters.STORED, "")] == published["sent"]
+            and stored_rows is not None
+            and stored_rows[0] == expected
+        )
+        result["rss_over_time"] = timeline
+        after_warmup = [r[min(len(r) - 1, 120) :] for r in rss]  # from 60 s on (one sample per 0.5 s)
+        result["rss_growth_after_60s_mb"] = [round(r[-1] - r[0], 1) for r in after_warmup]
+        result["rss_range_after_60s_mb"] = [[min(r), max(r)] for r in after_warmup]
     else:
         result["lost_messages"] = n - t[(counters.RECEIVED, "")] if t[(counters.RECEIVED, "")] < n else 0
         result["observations_expected"] = expected_observations
@@ -611,7 +702,7 @@ def main() -> None:
             with scratch_database(db_server, provisioning) as db_url:
                 report["soak"] = run_end_to_end(
                     db_url, mqtt_url, file, len(messages), observations, workers=1, fanout=True, soak_s=args.soak,
-                    soak_rate=args.soak_rate, log_dir=Path(tmp),
+                    soak_rate=args.soak_rate, spaces=args.spaces, seed=args.seed, log_dir=Path(tmp),
                 )  # fmt: skip
     one = next(
         (r for r in report["end_to_end"] if r["workers"] == 1 and r["fanout"] and r["mode"] == "concurrent"), None
@@ -630,7 +721,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--publisher":
-        publisher_main(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]))
+        publisher_main(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--soak-publisher":
+        soak_publisher_main(
+            sys.argv[2],
+            sys.argv[3],
+            float(sys.argv[4]),
+            float(sys.argv[5]),
+            spaces=int(sys.argv[6]),
+            seed=int(sys.argv[7]),
+        )
     elif len(sys.argv) > 1 and sys.argv[1] == "--subscriber":
         subscriber_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:

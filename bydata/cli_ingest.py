@@ -79,6 +79,25 @@ def build_service(settings: Settings, db_url: str, mqtt_url: str) -> Any:
     )
 
 
+def settle_gc() -> None:
+    """Tune Python's cyclic garbage collector for a worker process, once its start-up is done.
+
+    Start-up leaves some 120,000 long-lived objects (modules, device models, vocabulary,
+    pydantic schemas) that every full collection would walk again, and ingest allocates
+    tens of objects per message, nearly all freed at once by reference counting, so the
+    default threshold of 700 allocations ran a young collection every few dozen messages.
+    Freezing what start-up built and collecting the young generation every 10,000
+    allocations took decoding from 17.2 to 13.5 µs per message on the simulator mix (CPU
+    time, this machine); cycles are still collected. Process-wide, so done here and not
+    by the service, which also runs inside tests and the demo.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 @app.callback(invoke_without_command=True)
 def ingest(  # noqa: PLR0917 (typer options are parameters)
     ctx: typer.Context,
@@ -124,6 +143,7 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
         service = build_service(settings, db_url, mqtt_url)
         if settings.ingest_metrics_port:
             service.metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
+        settle_gc()
         service.run(stop, ready=lambda: log.info("ingest worker %s is subscribed", settings.ingest_client_id))
 
 

@@ -16,7 +16,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from ingest.types import Decoded, Reading
+from ingest.types import Decoded, RawMessage, Reading
 from schemas.observation import NormalisedObservation, Result
 
 _new = object.__new__
@@ -109,3 +109,15 @@ def decoded(
     _d_kind(d, kind)
     _d_meta(d, meta)
     return d
+
+
+_m_topic, _m_payload, _m_received = _setters(RawMessage, ("topic", "payload", "received_at"))
+
+
+def raw_message(topic: str, payload: bytes, received_at: datetime) -> RawMessage:
+    """``RawMessage(topic, payload, received_at)``, built fast (one per MQTT message)."""
+    m: RawMessage = _new(RawMessage)
+    _m_topic(m, topic)
+    _m_payload(m, payload)
+    _m_received(m, received_at)
+    return m

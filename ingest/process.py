@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ingest._build import raw_message
 from ingest.decode import decode_message
 from ingest.normalise import normalise, property_plan
 from ingest.quality import FUTURE_TIME, SPIKE, QualityState
@@ -150,7 +151,7 @@ class Processor:
         try:
             topic = self._strip(raw.topic)
             source = self.sources.match(topic)
-            local = raw if topic is raw.topic else RawMessage(topic, raw.payload, raw.received_at)
+            local = raw if topic is raw.topic else raw_message(topic, raw.payload, raw.received_at)
             decoded = decode_message(local, source, self.registry.model_of, self.models)
             device_id = decoded.device_id
             if source.envelope == "sta" and decoded.meta.get("iot_id") is not None:
