@@ -199,7 +199,7 @@ def test_latest_observation_expansion_is_lateral_order_limit() -> None:
     page = re.search(
         r'LEFT JOIN LATERAL \(SELECT .*string_agg\(.*FROM "observations" "a2" WHERE "a2"."datastream_id" = "a0"."id"'
         r' ORDER BY "a2"."phenomenon_time" DESC, "a2"."id" DESC'
-        r' LIMIT %\((p\d+)\)s::bigint \+ 1 OFFSET %\((p\d+)\)s::bigint',
+        r" LIMIT %\((p\d+)\)s::bigint \+ 1 OFFSET %\((p\d+)\)s::bigint",
         text,
     )
     assert page is not None
