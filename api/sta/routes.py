@@ -158,10 +158,11 @@ class Planner:
 
     Requests that differ only in entity ids and ``$filter`` date-times (:mod:`api.sta.shapes`)
     share one translated statement; each gets its own values bound in the parameters that
-    held them. The translator binds ids and date-time literals as parameters without looking
-    at them; each shape confirms it: it is taken on only when translating it with two sets of
-    stand-in values gives the same statement, with each stand-in in parameters of its own, and
-    the request's own translation agrees. Other requests are cached by their text.
+    held them. The translator binds ids and date-time literals as parameters, and may look at
+    a date-time's offset (a shape keeps it); each shape confirms the rest: it is taken on only
+    when translating it with two sets of stand-in values at the request's offsets gives the
+    same statement, with each stand-in in parameters of its own, and the request's own
+    translation agrees. Other requests are cached by their text.
     """
 
     def __init__(self, translator: Translator, base_url: str, size: int = 256) -> None:
@@ -258,8 +259,8 @@ def _texts(planned: Planned) -> tuple[str, str | None]:
 
 def _stand_in(value: shapes.Value, set_no: int, index: int) -> shapes.Value:
     """A value no request is likely to hold, distinct per set and index, of ``value``'s kind."""
-    if isinstance(value, datetime):
-        return datetime(1900 + set_no, 2, 3, 4, 5, 6, index + 1, tzinfo=UTC)
+    if isinstance(value, datetime):  # at the value's own offset, which is part of the shape
+        return datetime(1900 + set_no, 2, 3, 4, 5, 6, index + 1, tzinfo=value.tzinfo or UTC)
     return set_no * 1_000_000_000_000 + index + 1
 
 

@@ -5,7 +5,7 @@ ge 2024-01-03T00:00:00Z``, the same for another Datastream or day) have one shap
 planner can translate a shape once and bind each request's values as parameters
 (:class:`api.sta.routes.Planner`). Ids are lifted from resource-path segments, date-times from
 ``$filter`` outside quoted literals, matched as the grammar's ``DATETIME`` token is
-(``odata.lark``); nothing else is.
+(``odata.lark``); nothing else is. A date-time's UTC offset stays part of the shape.
 """
 
 from __future__ import annotations
@@ -62,7 +62,10 @@ def lift(rest: str, items: Sequence[tuple[str, str]]) -> Lifted | None:
         shaped.append((name, parts) if found else (name, value))
     if not values:
         return None
-    return Lifted((path_parts, tuple(shaped)), tuple(values), path_parts, tuple(shaped))
+    # A date-time's offset can shape the SQL (time parts and totaloffsetminutes read a literal at
+    # its own offset): requests share a shape only when their date-times share their offsets.
+    offsets = tuple(v.utcoffset() for v in values if isinstance(v, datetime))
+    return Lifted((path_parts, tuple(shaped), offsets), tuple(values), path_parts, tuple(shaped))
 
 
 def _split_times(text: str) -> tuple[tuple[str, ...], list[str]]:

@@ -43,11 +43,14 @@ def test_lift(rest: str, items: list[tuple[str, str]], values: list[Any] | None)
 
 
 def test_requests_differing_in_lifted_values_share_a_shape() -> None:
-    a = shapes.lift("Datastreams(7)/Observations", [("$filter", "phenomenonTime ge 2024-01-03T00:00:00Z")])
+    a = shapes.lift("Datastreams(7)/Observations", [("$filter", "phenomenonTime ge 2024-01-03T00:00:00+01:00")])
     b = shapes.lift("Datastreams(8)/Observations", [("$filter", "phenomenonTime ge 2025-02-01T10:00:00.5+01:00")])
     c = shapes.lift("Datastreams(8)/Observations", [("$filter", "phenomenonTime gt 2025-02-01T10:00:00.5+01:00")])
-    assert a is not None and b is not None and c is not None
+    # a literal's offset can change the SQL (hour(), totaloffsetminutes()): it stays in the shape
+    d = shapes.lift("Datastreams(8)/Observations", [("$filter", "phenomenonTime ge 2025-02-01T10:00:00.5Z")])
+    assert a is not None and b is not None and c is not None and d is not None
     assert a.key == b.key != c.key
+    assert d.key != b.key
 
 
 TRANSLATOR = Translator(ServerFeatures(postgis=False))
@@ -57,6 +60,8 @@ BASE = "http://x/v1.1"
 def _requests(day: int, ds: int) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
     t0 = (T + timedelta(days=day)).strftime("%Y-%m-%dT%H:%M:%SZ")
     t1 = (T + timedelta(days=day + 1)).astimezone(timezone(timedelta(hours=2))).isoformat()
+    tz0 = (T + timedelta(days=day, hours=10)).isoformat()
+    tz2 = (T + timedelta(days=day, hours=10)).astimezone(timezone(timedelta(hours=2))).isoformat()
     return [
         (f"Datastreams({ds})/Observations",
          (("$filter", f"phenomenonTime ge {t0} and phenomenonTime lt {t1}"), ("$top", "1000"),
@@ -69,6 +74,9 @@ def _requests(day: int, ds: int) -> list[tuple[str, tuple[tuple[str, str], ...]]
         (f"Datastreams({ds})/Thing/Locations", ()),
         (f"Observations({ds})", (("$expand", "Datastream,FeatureOfInterest"),)),
         ("Things", (("$filter", f"Datastreams/Observations/phenomenonTime ge {t0}"),)),
+        # time parts and the offset of a literal are read at its own offset: one instant, two offsets
+        ("Observations", (("$filter", f"hour({tz0}) eq 10 and totaloffsetminutes({tz0}) eq 120"),)),
+        ("Observations", (("$filter", f"hour({tz2}) eq 10 and totaloffsetminutes({tz2}) eq 120"),)),
     ]  # fmt: skip
 
 
