@@ -200,18 +200,16 @@ def _end_expr(spec: BucketSpec) -> sql.Composable:
     )
 
 
-def _raw_aggregate(backend: Backend, name: str) -> sql.Composable:
+def _raw_aggregate(name: str) -> sql.Composable:
     if name == "count":
         return sql.SQL("count(*)")
     if name in ("avg", "min", "max", "sum"):
         return sql.SQL("{}(result_number)").format(sql.SQL(name))
     if name == "increase":
         return sql.SQL("sum(greatest(delta, 0)) FILTER (WHERE delta IS NOT NULL)")
-    if backend == "time_bucket":
-        return sql.SQL("{}(result_number, phenomenon_time) FILTER (WHERE result_number IS NOT NULL)").format(
-            sql.SQL(name)
-        )
-    order = sql.SQL("phenomenon_time" if name == "first" else "phenomenon_time DESC")
+    # By time, then id (TimescaleDB's first()/last() leave a tie open): of two readings at one
+    # time, last is the newer (a revised value), first the older.
+    order = sql.SQL("phenomenon_time, id" if name == "first" else "phenomenon_time DESC, id DESC")
     return sql.SQL("(array_agg(result_number ORDER BY {}) FILTER (WHERE result_number IS NOT NULL))[1]").format(order)
 
 
@@ -230,8 +228,9 @@ _RAW_RANGE = sql.SQL("datastream_id = %(ds)s AND phenomenon_time >= %(start)s AN
 # Each numeric reading's change from the reading before it (the one before ``from`` included),
 # so a bucket's increase counts the rise since the previous bucket's last reading.
 _WITH_DELTAS = sql.SQL(
-    "(SELECT phenomenon_time, result_number,"
-    " result_number - lag(result_number) OVER (PARTITION BY result_number IS NULL ORDER BY phenomenon_time) AS delta"
+    "(SELECT id, phenomenon_time, result_number,"
+    " result_number - lag(result_number) OVER (PARTITION BY result_number IS NULL ORDER BY phenomenon_time, id)"
+    " AS delta"
     " FROM observations WHERE datastream_id = %(ds)s AND phenomenon_time < %(end)s"
     " AND phenomenon_time >= coalesce((SELECT max(phenomenon_time) FROM observations"
     " WHERE datastream_id = %(ds)s AND phenomenon_time < %(start)s AND result_number IS NOT NULL), %(start)s)"
@@ -265,7 +264,7 @@ def build_query(query: AggregateQuery, backend: Backend, source: str) -> tuple[s
             view=sql.Identifier(HOURLY_VIEW),
         )
     else:
-        aggs = [_raw_aggregate(backend, f) for f in query.functions]
+        aggs = [_raw_aggregate(f) for f in query.functions]
         source_rows = (
             sql.SQL("{}").format(_WITH_DELTAS)
             if "increase" in query.functions

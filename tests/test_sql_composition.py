@@ -61,7 +61,7 @@ SQL_TEXT: Counter[tuple[str, str, str]] = Counter(
         ("api/sta/expressions.py", "_geo_function", "binary[name]"): 1,  # PostGIS function table
         ("api/sta/routes.py", "plan_request", "query.statement.as_string(None)"): 1,  # composed, rendered once
         ("store/aggregates.py", "_bucket_expr", "template"): 1,  # bucket templates per backend
-        ("store/aggregates.py", "_raw_aggregate", "name"): 2,  # aggregate names checked by the request parser
+        ("store/aggregates.py", "_raw_aggregate", "name"): 1,  # aggregate names checked by the request parser
         ("store/aggregates.py", "_hourly_aggregate", "name"): 2,
     }
 )

@@ -276,3 +276,26 @@ def test_hourly_view_gives_the_same_figures(migrated_db: str) -> None:
                 ),
                 support,
             )
+
+
+@pytest.mark.parametrize("db", ["migrated_db", "plain_db"])
+def test_readings_at_one_time_are_taken_oldest_first(db: str, request: pytest.FixtureRequest) -> None:
+    """A revised reading sits beside the original at its time: last is the revision, first the original."""
+    url: str = request.getfixturevalue(db)
+    t0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    with psycopg.connect(url) as conn:
+        ds = make_datastream(conn)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO observations (datastream_id, phenomenon_time, result_number) VALUES (%s, %s, %s)",
+                [(ds, t0, 10.0), (ds, t0, 11.0), (ds, t0 + timedelta(minutes=30), 20.0),
+                 (ds, t0 + timedelta(minutes=50), 25.0), (ds, t0 + timedelta(minutes=50), 24.0)],
+            )  # fmt: skip
+        conn.commit()
+        support = detect_support(conn)
+        spec = BucketSpec("fixed", 1800, "PT30M")
+        query = AggregateQuery(ds, spec, t0, t0 + timedelta(hours=1), ("first", "last", "count", "increase"))
+        buckets = aggregate(conn, query, support).buckets
+    got = [(b.values["first"], b.values["last"], b.values["count"], b.values["increase"]) for b in buckets]
+    # in time-then-id order: 10, 11 | 20, 25, 24 (a fall: a reset, counting restarts from 24)
+    assert got == [(10.0, 11.0, 2, 1.0), (20.0, 24.0, 3, 14.0)]
