@@ -91,18 +91,32 @@ def result_columns(value: Any) -> dict[str, Any]:
     return columns
 
 
+MAX_DEPTH = 64  # nesting of a JSON value in a body: deeper is no sensor's data, and costs recursion
+
+
 def _check_text(value: Any, where: str) -> None:
-    """PostgreSQL text and jsonb cannot hold NUL (U+0000): say so, and where, before the store refuses it."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise BodyError(where, "text cannot contain NUL (U+0000)")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, where)
-            _check_text(item, _at(where, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{where}[{index}]")
+    """PostgreSQL text and jsonb cannot hold NUL (U+0000): say so, and where, before the store refuses it.
+
+    Walks with a stack of its own (a deeply nested body must be a 400, not a RecursionError) and
+    refuses values nested deeper than :data:`MAX_DEPTH`.
+    """
+    todo: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while todo:
+        item, at, depth = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BodyError(at, "text cannot contain NUL (U+0000)")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            raise BodyError(at, f"is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                todo.append((key, at, depth))
+                todo.append((inner, _at(at, str(key)), depth + 1))
+        else:
+            todo.extend((inner, f"{at}[{index}]", depth + 1) for index, inner in enumerate(item))
 
 
 def property_columns(prop: em.Property, value: Any, where: str) -> dict[str, Any]:

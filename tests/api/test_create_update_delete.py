@@ -336,3 +336,16 @@ def test_service_root_names_the_write_classes(client: TestClient) -> None:
         "Things", "Locations", "HistoricalLocations", "Datastreams", "Sensors", "ObservedProperties",
         "Observations", "FeaturesOfInterest",
     }  # fmt: skip
+
+
+def test_a_deeply_nested_body_is_a_clear_400(client: TestClient) -> None:
+    """orjson reads up to 1,024 levels; the body check must answer, not overflow Python's stack."""
+    deep = '{"a": [' * 500 + '"leaf"' + "]}" * 500  # 1,000 levels, as text: json.dumps would overflow
+    body = '{"name": "n", "description": "d", "properties": ' + deep + "}"
+    response = client.post("/v1.1/Things", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "nested deeper than 64 levels" in response.json()["message"]
+    fine: Any = "leaf"
+    for _ in range(20):
+        fine = {"a": fine}
+    assert post(client, "Things", {"name": "n", "description": "d", "properties": fine})["properties"] == fine
