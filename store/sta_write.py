@@ -45,6 +45,27 @@ def update_row(conn: psycopg.Connection[Any], table: str, ident: int, values: Ma
     return conn.execute(statement, [*values.values(), ident]).rowcount
 
 
+def update_observation(conn: psycopg.Connection[Any], ident: int, values: Mapping[str, Any]) -> int:
+    """:func:`update_row` for an Observation, whose phenomenon_time may move to any other time.
+
+    On a TimescaleDB hypertable an UPDATE cannot move a row into another chunk (it fails the
+    chunk's check constraint), so a new phenomenon_time deletes the row and inserts it again in
+    one statement, under the same id, with every other column as it was.
+    """
+    if "phenomenon_time" not in values:
+        return update_row(conn, "observations", ident, values)
+    columns = [c.name for c in conn.execute("SELECT * FROM observations LIMIT 0").description or ()]
+    unknown = set(values) - set(columns)
+    if unknown:
+        raise ValueError(f"observations has no column {sorted(unknown)}")
+    kept = (sql.Placeholder() if c in values else sql.SQL("moved.{}").format(_ident(c)) for c in columns)
+    statement = sql.SQL(
+        "WITH moved AS (DELETE FROM observations WHERE id = %s RETURNING *)"
+        " INSERT INTO observations ({}) SELECT {} FROM moved"
+    ).format(sql.SQL(", ").join(map(_ident, columns)), sql.SQL(", ").join(kept))
+    return conn.execute(statement, [ident, *(values[c] for c in columns if c in values)]).rowcount
+
+
 def exists(conn: psycopg.Connection[Any], table: str, ident: int) -> bool:
     statement = sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(_ident(table))
     return conn.execute(statement, (ident,)).fetchone() is not None

@@ -247,7 +247,10 @@ class Writer:
                 columns["dedup_key"] = None
         try:
             with self.conn.transaction():
-                changed = store.update_row(self.conn, entity.table, ident, columns)
+                if entity is em.OBSERVATION:
+                    changed = store.update_observation(self.conn, ident, columns)
+                else:
+                    changed = store.update_row(self.conn, entity.table, ident, columns)
         except psycopg.errors.UniqueViolation as exc:
             merged = {**(before or {}), **columns}
             raise WriteError(409, self._conflict(entity, merged)) from exc

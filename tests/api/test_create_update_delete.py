@@ -216,6 +216,28 @@ def test_observations_may_share_a_phenomenon_time(client: TestClient) -> None:
     assert seen == ids
 
 
+def test_an_observation_moves_to_any_phenomenon_time(client: TestClient) -> None:
+    """req/create-update-delete/update-entity: PATCH and PUT set any phenomenonTime, months from the stored one.
+
+    On a hypertable the new time lies in another chunk than the row; the row still keeps its id and links.
+    """
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    obs = get(client, f"Datastreams({ds})/Observations")["value"][0]
+    oid, foi = obs["@iot.id"], get(client, f"Observations({obs['@iot.id']})/FeatureOfInterest")["@iot.id"]
+    patched = client.patch(f"/v1.1/Observations({oid})", json={"phenomenonTime": "2015-07-01T00:40:00Z"})
+    assert patched.status_code == 200, patched.text
+    assert get(client, f"Observations({oid})")["phenomenonTime"] == "2015-07-01T00:40:00Z"
+    put = client.put(f"/v1.1/Observations({oid})", json={"result": "99", "phenomenonTime": "2031-08-01T00:40:00Z"})
+    assert put.status_code == 200, put.text
+    moved = get(client, f"Observations({oid})")
+    assert (moved["phenomenonTime"], moved["result"]) == ("2031-08-01T00:40:00Z", "99")
+    assert get(client, f"Observations({oid})/Datastream")["@iot.id"] == ds
+    assert get(client, f"Observations({oid})/FeatureOfInterest")["@iot.id"] == foi
+    assert [o["@iot.id"] for o in get(client, f"Datastreams({ds})/Observations")["value"]] == [oid]
+    assert get(client, f"Datastreams({ds})")["phenomenonTime"] == "2031-08-01T00:40:00Z/2031-08-01T00:40:00Z"
+
+
 def test_patch_put_and_json_patch(client: TestClient) -> None:
     """req/create-update-delete/update-entity: PATCH merges, PUT replaces, JSON Patch (RFC 6902) applies."""
     thing = post(client, "Things", {"name": "t", "description": "d", "properties": {"a": 1}})
