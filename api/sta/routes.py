@@ -304,7 +304,7 @@ def _property(context: StaContext, planned: Planned) -> Response:
     if not rows:
         raise ApiError(404, f"no entity at {'/'.join(_step_text(s) for s in path.steps)}")
     value = orjson.loads(rows[0]).get(path.property)
-    if path.value and value is None:  # a null has no raw value
+    if value is None:  # OData 4.0 Part 1, 11.2.4.1: a null property (and its raw value) is 204 No Content
         return Response(status_code=204)
     if path.value:
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
