@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from api import aggregates, errors
 from api.aggregates import router as aggregates_router
+from api.head import HeadAsGet
 from api.mqtt.notifier import MqttOptions, Notifier
 from api.sta.routes import PREFIX, StaContext, build_router
 from api.sta.translate import Limits, ServerFeatures, Translator
@@ -127,6 +128,7 @@ def create_app(
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
+    app.add_middleware(HeadAsGet)  # outermost: HEAD is GET for every route, CORS and errors included
     app.include_router(build_router())
     app.include_router(build_data_array_router())
     app.include_router(build_batch_router())

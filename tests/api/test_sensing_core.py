@@ -251,3 +251,15 @@ def test_default_and_maximum_page_size(client: TestClient) -> None:
     assert len(get(client, "/Observations")["value"]) == 31
     big = get(client, "/Observations?$top=5000")
     assert len(big["value"]) == 31 and "@iot.nextLink" not in big
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("", 200), ("/Things", 200), ("/Things(1)", 200), ("/Things(1)/name/$value", 200), ("/Things(999999)", 404),
+     ("/Things?$filter=name eq", 400), ("/Observations(1)/validTime", 204)],
+)  # fmt: skip
+def test_head_answers_as_get_without_content(client: TestClient, path: str, status: int) -> None:
+    """RFC 9110, 9.3.2: HEAD is GET without content (general-purpose servers must support both)."""
+    got, head = client.get(ROOT + path), client.head(ROOT + path)
+    assert (got.status_code, head.status_code, head.content) == (status, status, b"")
+    assert head.headers.get("content-type") == got.headers.get("content-type")
