@@ -407,7 +407,9 @@ class Translator:
         return keys
 
     def _plan(self, entity: EntityType, options: ast.QueryOptions, b: ExprBuilder, depth: int = 0) -> Plan:
-        plan = Plan(entity, list(entity.properties.values()), nav_links=list(entity.relations))
+        # An expanded entity (depth > 0) is shown inline without navigation links, as in 18-088's
+        # $expand example; a $select naming navigation properties brings theirs.
+        plan = Plan(entity, list(entity.properties.values()), nav_links=list(entity.relations) if depth == 0 else [])
         if options.select is not None and not any(item.path == () for item in options.select):
             plan.properties, plan.nav_links = [], []
             plan.include_id = plan.include_self_link = False

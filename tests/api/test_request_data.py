@@ -291,7 +291,6 @@ def test_expand_collections_and_entities(client: TestClient) -> None:
     thing = body(client, "/Things(1)", {"$expand": "Datastreams,Locations"})
     assert [d["@iot.id"] for d in thing["Datastreams"]] == [1, 2]
     assert thing["Datastreams"][0]["@iot.selfLink"] == f"{ROOT}/Datastreams(1)"
-    assert thing["Datastreams"][0]["Thing@iot.navigationLink"] == f"{ROOT}/Datastreams(1)/Thing"
     assert [loc["@iot.id"] for loc in thing["Locations"]] == [1]
     assert thing["Datastreams@iot.navigationLink"] == f"{ROOT}/Things(1)/Datastreams"
     obs = body(client, "/Observations(201)", {"$expand": "Datastream/Thing,FeatureOfInterest"})
@@ -300,6 +299,20 @@ def test_expand_collections_and_entities(client: TestClient) -> None:
     assert obs["FeatureOfInterest"]["@iot.id"] == 2
     empty = body(client, "/Datastreams(4)", {"$expand": "Observations"})
     assert empty["Observations"] == []
+
+
+def test_expanded_entities_have_no_navigation_links_unless_selected(client: TestClient) -> None:
+    """req/request-data/expand: an expanded entity is shown inline, as in 18-088's $expand example: its
+    properties and control information, no navigation links (the entity it is expanded from has them).
+    A $select in the expansion that names navigation properties brings their links."""
+    thing = body(client, "/Things(1)", {"$expand": "Datastreams($expand=Observations($top=1)),Locations"})
+    assert thing["Datastreams@iot.navigationLink"] == f"{ROOT}/Things(1)/Datastreams"
+    for inline in (thing["Datastreams"][0], thing["Datastreams"][0]["Observations"][0], thing["Locations"][0]):
+        assert not [k for k in inline if k.endswith("@iot.navigationLink")], inline
+        assert {"@iot.id", "@iot.selfLink"} <= set(inline)
+    assert thing["Datastreams"][0]["unitOfMeasurement"]["symbol"] == "µg/m³"
+    chosen = body(client, "/Datastreams(1)", {"$expand": "Thing($select=name,Locations)"})["Thing"]
+    assert chosen == {"name": "Bodø air station", "Locations@iot.navigationLink": f"{ROOT}/Things(1)/Locations"}
 
 
 def test_expand_nested_options(client: TestClient) -> None:
