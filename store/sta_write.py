@@ -93,6 +93,37 @@ def delete_historical_locations_of_location(conn: psycopg.Connection[Any], locat
     )
 
 
+def follow_latest_historical_location(conn: psycopg.Connection[Any], historical_location_id: int) -> int | None:
+    """A HistoricalLocation created with its Thing's latest time puts the Thing at its Locations.
+
+    OGC 18-088 req/create-update-delete/historical-location-manual-creation. The Thing's
+    Locations become those of the HistoricalLocation (no further HistoricalLocation is
+    recorded: this one is it). Returns the Thing that moved, None when the HistoricalLocation
+    has no Locations or another of the Thing's is later.
+    """
+    row = conn.execute(
+        "SELECT h.thing_id FROM historical_locations h WHERE h.id = %s"
+        " AND EXISTS (SELECT 1 FROM historical_location_locations WHERE historical_location_id = h.id)"
+        " AND NOT EXISTS (SELECT 1 FROM historical_locations o"
+        "                 WHERE o.thing_id = h.thing_id AND o.id <> h.id AND o.time > h.time)",
+        (historical_location_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    thing_id = int(row[0])
+    conn.execute(
+        "DELETE FROM thing_locations WHERE thing_id = %s AND location_id NOT IN"
+        " (SELECT location_id FROM historical_location_locations WHERE historical_location_id = %s)",
+        (thing_id, historical_location_id),
+    )
+    conn.execute(
+        "INSERT INTO thing_locations (thing_id, location_id) SELECT %s, location_id"
+        " FROM historical_location_locations WHERE historical_location_id = %s ON CONFLICT DO NOTHING",
+        (thing_id, historical_location_id),
+    )
+    return thing_id
+
+
 def set_thing_locations(conn: psycopg.Connection[Any], thing_id: int, location_ids: list[int], now: datetime) -> int:
     """The Thing is now at ``location_ids`` (replacing where it was); returns the new HistoricalLocation."""
     conn.execute(

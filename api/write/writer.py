@@ -5,7 +5,8 @@ The standard's side effects live here, each once:
 * an Observation without a FeatureOfInterest gets the one made from its Thing's Location
   (created the first time, reused after: ``features_of_interest.location_id``);
 * setting a Thing's Locations (on create, by PATCH/PUT, or by creating a Location linked to the
-  Thing) replaces where the Thing is and records a HistoricalLocation;
+  Thing) replaces where the Thing is and records a HistoricalLocation; creating a HistoricalLocation
+  with the Thing's latest time puts the Thing at its Locations;
 * deleting a Location deletes its HistoricalLocations; the other cascades of OGC 18-088 table 25
   are the foreign keys' ``ON DELETE CASCADE``;
 * a Datastream's phenomenonTime, resultTime and observedArea follow its Observations
@@ -156,6 +157,8 @@ class Writer:
             )
         for relation, items in later:
             self._attach(entity, ident, relation, items)
+        if entity is em.HISTORICAL_LOCATION and (thing := store.follow_latest_historical_location(self.conn, ident)):
+            self.changes.updated.append((em.THING, thing, frozenset({"Locations"})))
         return ident
 
     def _conflict(self, entity: em.EntityType, columns: dict[str, Any]) -> str:

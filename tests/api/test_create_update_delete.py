@@ -275,6 +275,34 @@ def test_patch_thing_locations_records_history(client: TestClient) -> None:
     assert inline.status_code == 400
 
 
+def test_a_historical_location_created_as_the_latest_moves_the_thing(client: TestClient) -> None:
+    """req/create-update-delete/historical-location-manual-creation: a HistoricalLocation created with
+    a later time than the Thing's others puts the Thing at its Locations; an earlier one is history only."""
+    tid = post(client, "Things", {"name": "t", "description": "d"})["@iot.id"]
+    loc = [post(client, "Locations", {"name": f"l{i}", "description": "d", "encodingType": "application/geo+json",
+                                      "location": {"type": "Point", "coordinates": [8, 50 + i]}})["@iot.id"]
+           for i in range(3)]  # fmt: skip
+    assert client.patch(f"/v1.1/Things({tid})", json={"Locations": [{"@iot.id": loc[0]}]}).status_code == 200
+    (first,) = get(client, f"Things({tid})/HistoricalLocations")["value"]
+    assert (
+        client.patch(
+            f"/v1.1/HistoricalLocations({first['@iot.id']})", json={"time": "2016-01-01T06:00:00Z"}
+        ).status_code
+        == 200
+    )
+
+    def at() -> list[int]:
+        return [x["@iot.id"] for x in get(client, f"Things({tid})/Locations")["value"]]
+
+    later = {"time": "2016-01-01T07:00:00Z", "Thing": {"@iot.id": tid}, "Locations": [{"@iot.id": loc[1]}]}
+    post(client, "HistoricalLocations", later)
+    assert at() == [loc[1]]
+    earlier = {"time": "2016-01-01T05:00:00Z", "Thing": {"@iot.id": tid}, "Locations": [{"@iot.id": loc[2]}]}
+    post(client, "HistoricalLocations", earlier)
+    assert at() == [loc[1]]
+    assert get(client, f"Things({tid})/HistoricalLocations?$count=true")["@iot.count"] == 3
+
+
 def test_observation_update_moves_its_datastream_span(client: TestClient) -> None:
     thing = post(client, "Things", thing_body())
     ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
