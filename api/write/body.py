@@ -119,8 +119,74 @@ def _check_text(value: Any, where: str) -> None:
             todo.extend((inner, f"{at}[{index}]", depth + 1) for index, inner in enumerate(item))
 
 
-def property_columns(prop: em.Property, value: Any, where: str) -> dict[str, Any]:
-    """One property's value as column values; raises :class:`BodyError` when it does not fit."""
+GEOMETRY_NESTING = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
+def is_geojson_encoding(encoding: str) -> bool:
+    """application/geo+json and the older application/vnd.geo+json."""
+    return encoding.strip().lower().endswith("geo+json")
+
+
+def geojson_problem(value: Any) -> str | None:
+    """Why ``value`` is not a GeoJSON object (RFC 7946) a geometry can be made of; None when it is.
+
+    Checks what PostGIS's ST_GeomFromGeoJSON needs (known types, coordinates nested to the
+    type's depth, positions of two or more numbers), no more: rings need not be closed.
+    """
+    todo: list[Any] = [value]
+    while todo:  # bounded: _check_text has refused values nested deeper than MAX_DEPTH
+        item = todo.pop()
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            return "expected a GeoJSON object with a type"
+        kind = item["type"]
+        if kind == "Feature":
+            if item.get("geometry") is not None:
+                todo.append(item.get("geometry"))
+        elif kind == "FeatureCollection":
+            if not isinstance(item.get("features"), list):
+                return "a GeoJSON FeatureCollection needs a list of features"
+            todo.extend(item["features"])
+        elif kind == "GeometryCollection":
+            if not isinstance(item.get("geometries"), list):
+                return "a GeoJSON GeometryCollection needs a list of geometries"
+            todo.extend(item["geometries"])
+        elif kind in GEOMETRY_NESTING:
+            if not _coordinates_fit(item.get("coordinates"), GEOMETRY_NESTING[kind]):
+                return f"a GeoJSON {kind} needs coordinates: " + "arrays of " * GEOMETRY_NESTING[kind] + "[x, y]"
+        else:
+            return f"unknown GeoJSON type {kind!r}"
+    return None
+
+
+def _coordinates_fit(coordinates: Any, depth: int) -> bool:
+    level = [coordinates]
+    for _ in range(depth):
+        if not all(isinstance(c, list) for c in level):
+            return False
+        level = [inner for c in level for inner in c]
+    return all(
+        isinstance(p, list) and len(p) >= 2 and all(isinstance(n, int | float) and not isinstance(n, bool) for n in p)
+        for p in level
+    )
+
+
+def _geojson_expected(props: Mapping[str, Any], value: Any) -> bool:
+    """A location or feature is GeoJSON when its encodingType says so; any JSON value otherwise.
+
+    An update that gives no encodingType keeps the stored one: an object is then taken as GeoJSON.
+    """
+    encoding = props.get("encodingType")
+    if isinstance(encoding, str):
+        return is_geojson_encoding(encoding)
+    return isinstance(value, dict)
+
+
+def property_columns(prop: em.Property, value: Any, where: str, *, geojson: bool = True) -> dict[str, Any]:
+    """One property's value as column values; raises :class:`BodyError` when it does not fit.
+
+    ``geojson``: a geometry property (Location.location, FeatureOfInterest.feature) must be GeoJSON;
+    False when the entity's encodingType is another, and the property is then of type Any.
+    """
     _check_text(value, where)
     if prop.type is em.PropType.RESULT:
         return result_columns(value)
@@ -143,8 +209,8 @@ def property_columns(prop: em.Property, value: Any, where: str) -> dict[str, Any
     if kind is em.PropType.ANY:
         return {prop.column: Jsonb(value)}
     if kind is em.PropType.GEOMETRY:
-        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-            raise BodyError(where, "expected a GeoJSON object with a type")
+        if geojson and (problem := geojson_problem(value)) is not None:
+            raise BodyError(where, problem)
         return {prop.column: Jsonb(value)}
     if kind is em.PropType.DATETIME:
         return {prop.column: _time(where, value, interval=False)[0]}
@@ -217,7 +283,9 @@ def parse_create(entity: em.EntityType, body: Any, *, where: str = "", via: em.R
         if prop.computed:
             continue
         if prop.name in props:
-            columns |= property_columns(prop, props[prop.name], _at(where, prop.name))
+            value = props[prop.name]
+            geojson = _geojson_expected(props, value)
+            columns |= property_columns(prop, value, _at(where, prop.name), geojson=geojson)
         elif prop.required and not (entity is em.OBSERVATION and prop.name == "result"):
             raise BodyError(_at(where, prop.name), f"is mandatory for a new {entity.name}")
     if entity is em.OBSERVATION and "result" not in props:
@@ -243,7 +311,8 @@ def parse_update(entity: em.EntityType, body: Any, *, replace: bool) -> Update:
         if prop.computed:
             continue
         if prop.name in props:
-            columns |= property_columns(prop, props[prop.name], prop.name)
+            value = props[prop.name]
+            columns |= property_columns(prop, value, prop.name, geojson=_geojson_expected(props, value))
         elif replace:
             if prop.required:
                 raise BodyError(prop.name, f"is mandatory: PUT replaces the whole {entity.name}")

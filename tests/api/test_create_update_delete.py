@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.write.body import geojson_problem
 
 BASE = "http://sta.test"
 ROOT = BASE + "/v1.1"
@@ -169,6 +170,18 @@ def test_navigation_post_links_to_the_parent(client: TestClient) -> None:
          "phenomenonTime"),
         ("Things", {"name": "x", "description": "d", "Locations": {"name": "not a list"}}, "Locations"),
         ("Things", {"name": "x", "description": "d", "Datastreams": [{"@iot.id": "abc"}]}, "Datastreams[0].@iot.id"),
+        # GeoJSON that is not GeoJSON: a clear 400, on every server (PostGIS would refuse it with a 500)
+        ("Locations", {"name": "l", "description": "d", "encodingType": "application/geo+json",
+                       "location": {"type": "Nope", "coordinates": [1, 2]}}, "location"),
+        ("Locations", {"name": "l", "description": "d", "encodingType": "application/vnd.geo+json",
+                       "location": {"type": "Point"}}, "location"),
+        ("Locations", {"name": "l", "description": "d", "encodingType": "application/geo+json",
+                       "location": {"type": "LineString", "coordinates": [[1, "x"], [2, 3]]}}, "location"),
+        ("FeaturesOfInterest", {"name": "f", "description": "d", "encodingType": "application/geo+json",
+                                "feature": {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [1, 2]}}},
+         "feature"),
+        ("Locations", {"name": "l", "description": "d", "encodingType": "application/geo+json", "location": "x"},
+         "location"),
     ],
 )  # fmt: skip
 def test_invalid_bodies_are_400_and_say_where(
@@ -177,6 +190,56 @@ def test_invalid_bodies_are_400_and_say_where(
     response = client.post(f"/v1.1/{path}", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["parameter"] == parameter
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"type": "Point", "coordinates": [8, 51]}, None),
+        ({"type": "Point", "coordinates": [8, 51, 4]}, None),
+        ({"type": "Polygon", "coordinates": [[[8, 53], [7, 52], [7, 53], [8, 53]]]}, None),
+        ({"type": "MultiPolygon", "coordinates": []}, None),
+        ({"type": "Feature", "geometry": None, "properties": {}}, None),
+        ({"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[5, 52], [5, 53]]}}, None),
+        ({"type": "GeometryCollection", "geometries": [{"type": "Point", "coordinates": [1, 2]}]}, None),
+        ({"type": "Point", "coordinates": [8]}, "a GeoJSON Point needs coordinates: [x, y]"),
+        ({"type": "Point", "coordinates": [True, 1]}, "a GeoJSON Point needs coordinates: [x, y]"),
+        ({"type": "Polygon", "coordinates": [[8, 53]]},
+         "a GeoJSON Polygon needs coordinates: arrays of arrays of [x, y]"),
+        ({"type": "Circle", "coordinates": [8, 53]}, "unknown GeoJSON type 'Circle'"),
+        ({"coordinates": [8, 53]}, "expected a GeoJSON object with a type"),
+        ("POINT(8 53)", "expected a GeoJSON object with a type"),
+        ({"type": "GeometryCollection", "geometries": [{"type": "Point"}]},
+         "a GeoJSON Point needs coordinates: [x, y]"),
+    ],
+)  # fmt: skip
+def test_geojson_problems_are_named(value: Any, problem: str | None) -> None:
+    assert geojson_problem(value) == problem
+
+
+def test_locations_and_features_of_any_encoding(client: TestClient) -> None:
+    """req/datamodel/location/properties, feature-of-interest/properties: location and feature are of type Any,
+    defined by encodingType. A Thing may have a GeoJSON Location beside others (an address in text); its
+    Observations' FeatureOfInterest is made from the GeoJSON one."""
+    thing = {"name": "t", "description": "d", "Locations": [
+        {"name": "address", "description": "d", "encodingType": "text/plain", "location": "Storgata 1, Bodø"},
+        {"name": "point", "description": "d", "encodingType": "application/geo+json", "location": POINT},
+        {"name": "directions", "description": "d", "encodingType": "text/plain", "location": ""},
+    ], "Datastreams": thing_body()["Datastreams"]}  # fmt: skip
+    tid = post(client, "Things", thing)["@iot.id"]
+    locations = {x["name"]: x["location"] for x in get(client, f"Things({tid})/Locations")["value"]}
+    assert locations == {"address": "Storgata 1, Bodø", "point": POINT, "directions": ""}
+    ds = get(client, f"Things({tid})/Datastreams")["value"][0]["@iot.id"]
+    obs = get(client, f"Datastreams({ds})/Observations")["value"][0]["@iot.id"]
+    assert get(client, f"Observations({obs})/FeatureOfInterest")["feature"] == POINT
+    near = get(client, "Locations?$filter=geo.distance(location, geography'POINT(14.4 67.28)') lt 1")["value"]
+    assert [x["name"] for x in near] == ["point"]
+    foi = post(client, "FeaturesOfInterest", {"name": "f", "description": "d", "encodingType": "application/json",
+                                              "feature": {"river": "Saltelva", "reach": 3}})  # fmt: skip
+    assert get(client, f"FeaturesOfInterest({foi['@iot.id']})")["feature"] == {"river": "Saltelva", "reach": 3}
+    address = next(x for x in get(client, f"Things({tid})/Locations")["value"] if x["name"] == "address")
+    patched = client.patch(f"/v1.1/Locations({address['@iot.id']})", json={"location": "Storgata 2, Bodø"})
+    assert patched.status_code == 200, patched.text
 
 
 def test_deep_insert_is_all_or_nothing(client: TestClient) -> None:

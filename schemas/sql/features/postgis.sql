@@ -2,10 +2,19 @@
 -- Without PostGIS, the point_lon/point_lat columns of 0001 still serve point locations.
 CREATE EXTENSION IF NOT EXISTS postgis;
 
+-- NULL for what has no geometry: a location or feature in another encoding (text, an address
+-- object: Location.location and FeatureOfInterest.feature are of type Any), a Feature without
+-- a geometry, a FeatureCollection.
 CREATE OR REPLACE FUNCTION geojson_geometry(g jsonb) RETURNS geometry
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT ST_SetSRID(ST_GeomFromGeoJSON(
-           CASE WHEN g->>'type' = 'Feature' THEN g->'geometry' ELSE g END), 4326)
+  SELECT CASE
+    WHEN jsonb_typeof(g) <> 'object' THEN NULL
+    WHEN g->>'type' IN ('Point', 'MultiPoint', 'LineString', 'MultiLineString', 'Polygon', 'MultiPolygon',
+                        'GeometryCollection')
+      THEN ST_SetSRID(ST_GeomFromGeoJSON(g), 4326)
+    WHEN g->>'type' = 'Feature' AND jsonb_typeof(g->'geometry') = 'object'
+      THEN ST_SetSRID(ST_GeomFromGeoJSON(g->'geometry'), 4326)
+  END
 $$;
 
 ALTER TABLE locations
