@@ -214,9 +214,10 @@ class ExprBuilder:
             column = "result_json" if prop.type is PropType.RESULT else prop.column
             expr: sql.Composable = em.col(alias, column)
             for key in keys:
-                expr = sql.SQL("({} -> {})").format(
-                    expr, self.params.add(key, "integer" if isinstance(key, int) else "text")
-                )
+                if isinstance(key, int):  # #> for an index: `scalar -> 0` would give the scalar itself
+                    expr = sql.SQL("({} #> ARRAY[{}::text])").format(expr, self.params.add(key, "integer"))
+                else:
+                    expr = sql.SQL("({} -> {})").format(expr, self.params.add(key, "text"))
             return Typed(expr, "json", alias=alias, column=p.column)
         c = em.col(alias, prop.column)
         if em.is_span(entity, prop):
@@ -357,8 +358,8 @@ class ExprBuilder:
         if isinstance(node, ast.Binary | ast.Unary) and node.op in ("and", "or", "not"):
             return self.boolean(node, entity, alias, ctx)
         x = self.value(node, entity, alias, ctx)
-        if x.type == "json":
-            return sql.SQL("({} = 'true'::jsonb)").format(x.expr)
+        # a JSON value is a truth value only when it is a boolean: anything else is null (no truth
+        # value), so it is left out with and without `not`
         return self.as_type(x, "bool").expr
 
     def compare(self, node: ast.Binary, entity: EntityType, alias: str, ctx: ExprContext) -> sql.Composable:

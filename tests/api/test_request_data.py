@@ -110,6 +110,13 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Things", "properties/capacity eq properties/capacity", [1, 2, 3]),
     ("/Datastreams", "unitOfMeasurement/symbol eq 'µg/m³'", [1, 2, 4]),
     ("/Observations", "parameters/method eq 'gravimetric'", [101]),
+    # an index needs an array: the capacity (a number) and tags[0] (a string) have no [0]
+    ("/Things", "properties/capacity[0] eq 8", []),
+    ("/Things", "properties/tags[0][0] eq 'a'", []),
+    ("/Things", "properties/tags[0] eq 'a'", [3]),
+    # a JSON value that is not a boolean is no truth value: left out with or without not
+    ("/Things", "properties/case", []),
+    ("/Things", "not properties/case", []),
     # paths through navigation properties
     ("/Observations", "Datastream/ObservedProperty/name eq 'PM2.5'", [101, 102, 103]),
     ("/Observations", "Datastream/Thing/properties/stationKind eq 'low-cost'", [201, 202, 203, 204]),

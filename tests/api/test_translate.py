@@ -77,8 +77,9 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
      " THEN ((\"a0\".\"properties\" -> %(p0)s::text) #>> '{}')::text END) = %(p1)s::text)",
      {"p0": "stationKind", "p1": "reference"}),
     ("Thing", "properties/tags[1] eq 'b'",
-     "((CASE WHEN jsonb_typeof(((\"a0\".\"properties\" -> %(p0)s::text) -> %(p1)s::integer)) = 'string'"
-     " THEN (((\"a0\".\"properties\" -> %(p0)s::text) -> %(p1)s::integer) #>> '{}')::text END) = %(p2)s::text)",
+     "((CASE WHEN jsonb_typeof(((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text])) = 'string'"
+     " THEN (((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text]) #>> '{}')::text END)"
+     " = %(p2)s::text)",
      {"p0": "tags", "p1": 1, "p2": "b"}),
     ("Observation", "Datastream/ObservedProperty/name eq 'PM10'",
      'EXISTS (SELECT 1 FROM "datastreams" "b1", "observed_properties" "b2"'
