@@ -247,18 +247,26 @@ class ExprBuilder:
         if x.type == want:
             return x
         if x.type == "result":
-            column = {"number": "result_number", "string": "result_text", "bool": "result_boolean"}.get(want)
+            if want == "string":  # its text: a number or boolean as its JSON text, as the suites compare it
+                n, b, t = (em.col(x.alias, c) for c in ("result_number", "result_boolean", "result_text"))
+                return Typed(sql.SQL("coalesce({}, {}::text, {}::text)").format(t, n, b), want, column=x.column)
+            column = {"number": "result_number", "bool": "result_boolean"}.get(want)
             if column is None:
                 raise _err(f"result cannot be used as {_HUMAN_TYPE.get(want, want)}", x.column)
             return Typed(em.col(x.alias, column), want, column=x.column)
         if x.type == "json":
-            jtype = {"number": "number", "string": "string", "bool": "boolean", "datetime": "string"}[want]
-            cast = {"number": "double precision", "string": "text", "bool": "boolean", "datetime": "text"}[want]
+            if want == "datetime":
+                raise _err("comparing a JSON value with a time is not supported; compare with a string", x.column)
+            if want == "string":  # the text of any scalar: '5' is the text of 5, 'true' of true
+                expr = sql.SQL(
+                    "(CASE WHEN jsonb_typeof({j}) IN ('string', 'number', 'boolean') THEN {j} #>> '{{}}' END)"
+                ).format(j=x.expr)
+                return Typed(expr, want, column=x.column)
+            jtype = {"number": "number", "bool": "boolean"}[want]
+            cast = {"number": "double precision", "bool": "boolean"}[want]
             expr = sql.SQL("(CASE WHEN jsonb_typeof({j}) = {t} THEN ({j} #>> '{{}}')::{c} END)").format(
                 j=x.expr, t=sql.Literal(jtype), c=sql.SQL(cast)
             )
-            if want == "datetime":
-                raise _err("comparing a JSON value with a time is not supported; compare with a string", x.column)
             return Typed(expr, want, column=x.column)
         if want == "datetime" and x.type == "time_object":
             return Typed(x.expr, "datetime", column=x.column)

@@ -52,6 +52,11 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Observations", "result eq true", [201]),
     ("/Observations", "result eq false", [202]),
     ("/Observations", "result eq 'sensor fault'", [203]),
+    # a text literal compares a result's text: a number or boolean by its JSON text
+    ("/Datastreams(1)/Observations", "result eq '10'", [1]),
+    ("/Datastreams(1)/Observations", "result gt '3'", [21, 22, 23, 24]),
+    ("/Datastreams(3)/Observations", "result eq 'true' or result eq 'sensor fault'", [201, 203]),
+    ("/Things", "properties/capacity eq '5'", [1]),
     ("/Observations", "result/state eq 'occupied'", [204]),
     ("/Observations", "result/minutes gt 70", [204]),
     ("/Observations", "result eq null", [103]),

@@ -62,7 +62,9 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
      {"p0": datetime(2024, 1, 1, 10, tzinfo=timezone(timedelta(hours=1))), "p1": timedelta(hours=1), "p2": 10}),
     ("Observation", "result gt 5", '("a0"."result_number" > %(p0)s::bigint)', {"p0": 5}),
     ("Observation", "result le 2.5", '("a0"."result_number" <= %(p0)s::double precision)', {"p0": 2.5}),
-    ("Observation", "result eq 'on'", '("a0"."result_text" = %(p0)s::text)', {"p0": "on"}),
+    ("Observation", "result eq 'on'",
+     '(coalesce("a0"."result_text", "a0"."result_number"::text, "a0"."result_boolean"::text) = %(p0)s::text)',
+     {"p0": "on"}),
     ("Observation", "result eq false", '("a0"."result_boolean" = %(p0)s::boolean)', {"p0": False}),
     ("Observation", "result eq null",
      '("a0"."result_number" IS NULL AND "a0"."result_boolean" IS NULL AND "a0"."result_text" IS NULL'
@@ -73,12 +75,13 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
      " THEN ((\"a0\".\"properties\" -> %(p0)s::text) #>> '{}')::double precision END) > %(p1)s::bigint)",
      {"p0": "capacity", "p1": 10}),
     ("Thing", "properties/stationKind eq 'reference'",
-     "((CASE WHEN jsonb_typeof((\"a0\".\"properties\" -> %(p0)s::text)) = 'string'"
-     " THEN ((\"a0\".\"properties\" -> %(p0)s::text) #>> '{}')::text END) = %(p1)s::text)",
+     "((CASE WHEN jsonb_typeof((\"a0\".\"properties\" -> %(p0)s::text)) IN ('string', 'number', 'boolean')"
+     " THEN (\"a0\".\"properties\" -> %(p0)s::text) #>> '{}' END) = %(p1)s::text)",
      {"p0": "stationKind", "p1": "reference"}),
     ("Thing", "properties/tags[1] eq 'b'",
-     "((CASE WHEN jsonb_typeof(((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text])) = 'string'"
-     " THEN (((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text]) #>> '{}')::text END)"
+     "((CASE WHEN jsonb_typeof(((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text]))"
+     " IN ('string', 'number', 'boolean')"
+     " THEN ((\"a0\".\"properties\" -> %(p0)s::text) #> ARRAY[%(p1)s::integer::text]) #>> '{}' END)"
      " = %(p2)s::text)",
      {"p0": "tags", "p1": 1, "p2": "b"}),
     ("Observation", "Datastream/ObservedProperty/name eq 'PM10'",
@@ -88,8 +91,8 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("Observation", "Datastream/Thing/properties/stationKind eq 'reference'",
      'EXISTS (SELECT 1 FROM "datastreams" "b1", "things" "b2"'
      ' WHERE "b1"."id" = "a0"."datastream_id" AND "b2"."id" = "b1"."thing_id"'
-     " AND (((CASE WHEN jsonb_typeof((\"b2\".\"properties\" -> %(p0)s::text)) = 'string'"
-     " THEN ((\"b2\".\"properties\" -> %(p0)s::text) #>> '{}')::text END) = %(p1)s::text)))",
+     " AND (((CASE WHEN jsonb_typeof((\"b2\".\"properties\" -> %(p0)s::text)) IN ('string', 'number', 'boolean')"
+     " THEN (\"b2\".\"properties\" -> %(p0)s::text) #>> '{}' END) = %(p1)s::text)))",
      {"p0": "stationKind", "p1": "reference"}),
     ("Thing", "Datastreams/name eq 'a' and not startswith(name, 'B')",
      '(EXISTS (SELECT 1 FROM "datastreams" "b1" WHERE "b1"."thing_id" = "a0"."id" AND (("b1"."name" = %(p0)s::text)))'
