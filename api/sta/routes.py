@@ -268,13 +268,30 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def query_items(request: Request) -> tuple[tuple[str, str], ...]:
+    """The query's (name, value) pairs.
+
+    A client that percent-encodes a whole option (java.net.URLEncoder.encode("$filter=result eq 1")
+    gives ``%24filter%3Dresult+eq+1``, as the OGC and FROST suites send some filters) sends one
+    name without a value: a name that starts with ``$`` and holds ``=`` is read as that option.
+    """
+    items = []
+    for name, value in request.query_params.multi_items():
+        if not value and name.startswith("$") and "=" in name:
+            option, _, text = name.partition("=")
+            items.append((option, text))
+        else:
+            items.append((name, value))
+    return tuple(items)
+
+
 def serve(request: Request, rest: str) -> Response:
     """Answer ``GET /v1.1/<rest>`` (rest: the resource path after the version)."""
     context = _context(request)
     if not rest.strip("/"):
         return _root(request)
     try:
-        items = tuple(request.query_params.multi_items())
+        items = query_items(request)
         if any(k == "$resultFormat" and v.lower() == "dataarray" for k, v in items):
             from api.sta.data_array import read_data_array  # the dataArray extension's own shape
 
