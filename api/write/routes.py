@@ -28,6 +28,7 @@ from api.sta.translate import PathNotFound, PathStep
 from api.write.body import BodyError, changed_properties, parse_create, parse_update
 from api.write.writer import Changes, WriteError, Writer
 from store import sta as read_store
+from store import sta_write as write_store
 
 JSON_PATCH = "application/json-patch+json"
 _NO_OPTIONS = parse_query_options([])
@@ -88,10 +89,19 @@ def read_entity(context: StaContext, entity: em.EntityType, ident: int) -> bytes
     return rows[0].encode() if rows else None
 
 
-def _resolve_id(context: StaContext, steps: tuple[PathStep, ...]) -> int:
-    """The id of the one entity ``steps`` address (404 when there is none)."""
+def _resolve_id(context: StaContext, steps: tuple[PathStep, ...], *, check: em.EntityType | None = None) -> int:
+    """The id of the one entity ``steps`` address (404 when there is none).
+
+    One step with an id is taken from the path without a read unless ``check`` (its entity
+    type) asks for one: a new entity linked to a parent that is not there is a 404, not a
+    foreign-key failure.
+    """
     last = steps[-1]
     if len(steps) == 1 and last.id is not None:
+        if check is not None:
+            with connection(context) as conn:
+                if not write_store.exists(conn, check.table, last.id):
+                    raise ApiError(404, f"no entity at {_step_text(last)}")
         return last.id
     query = context.translator.entity(steps, _ID_ONLY, context.base_url)
     with connection(context) as conn:
@@ -153,14 +163,15 @@ def create(context: StaContext, rest: str, body: Any, notify: Notify | None = No
     entity = _entity_of(path)
     relation = None
     parent: em.EntityType | None = None
+    parent_id: int | None = None
     if len(path.steps) > 1:
         parent = _entity_of(ResourcePath(path.steps[:-1]))
         relation = parent.relations[path.steps[-1].name]
+        parent_id = _resolve_id(context, path.steps[:-1], check=parent)
     try:
         new = parse_create(entity, body, via=relation)
     except BodyError as exc:
         raise ApiError(400, exc.message, parameter=exc.where or None) from exc
-    parent_id = _resolve_id(context, path.steps[:-1]) if parent is not None else None
 
     def work(writer: Writer) -> int:
         preset: dict[str, Any] = {}

@@ -462,3 +462,24 @@ def test_a_deeply_nested_body_is_a_clear_400(client: TestClient) -> None:
     for _ in range(20):
         fine = {"a": fine}
     assert post(client, "Things", {"name": "n", "description": "d", "properties": fine})["properties"] == fine
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("Things(999999)/Datastreams", {"name": "d"}),
+        ("Things(999999)/Locations", {"name": "l", "description": "d", "encodingType": "application/geo+json",
+                                      "location": POINT}),
+        ("Locations(999999)/Things", {"name": "t", "description": "d"}),
+        ("Sensors(999999)/Datastreams", {"name": "d"}),
+        ("FeaturesOfInterest(999999)/Observations", {"result": 1}),
+        ("Things(999999)/HistoricalLocations", {"time": "2024-01-01T00:00:00Z"}),
+        ("Datastreams(999999)/Observations", {"result": 1}),
+    ],
+)  # fmt: skip
+def test_post_under_a_parent_that_does_not_exist_is_404(client: TestClient, path: str, body: dict[str, Any]) -> None:
+    response = client.post(f"/v1.1/{path}", json=body)
+    assert response.status_code == 404, response.text
+    parent, child = path.split("/")
+    assert response.json()["message"] == f"no entity at {parent}"
+    assert get(client, child)["value"] == []  # nothing was created
