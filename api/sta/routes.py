@@ -28,7 +28,7 @@ from api.errors import ApiError
 from api.sta import entities as em
 from api.sta import links, render, shapes
 from api.sta.odata import ast
-from api.sta.odata.parser import QueryError, parse_query_options
+from api.sta.odata.parser import QueryError, canonical_option, parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
 from api.sta.translate import NotImplementedQuery, PathNotFound, Translator
 from api.sta.translate import Query as SqlQuery
@@ -274,14 +274,15 @@ def query_items(request: Request) -> tuple[tuple[str, str], ...]:
     A client that percent-encodes a whole option (java.net.URLEncoder.encode("$filter=result eq 1")
     gives ``%24filter%3Dresult+eq+1``, as the OGC and FROST suites send some filters) sends one
     name without a value: a name that starts with ``$`` and holds ``=`` is read as that option.
+    System query option names are matched in any case (``$orderBy`` is ``$orderby``).
     """
     items = []
     for name, value in request.query_params.multi_items():
         if not value and name.startswith("$") and "=" in name:
             option, _, text = name.partition("=")
-            items.append((option, text))
+            items.append((canonical_option(option), text))
         else:
-            items.append((name, value))
+            items.append((canonical_option(name), value))
     return tuple(items)
 
 

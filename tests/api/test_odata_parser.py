@@ -195,3 +195,9 @@ def test_wkt_shapes() -> None:
     assert parse_wkt("POLYGON((0 0, 1 0, 1 1, 0 0))").wkt() == "POLYGON((0.0 0.0, 1.0 0.0, 1.0 1.0, 0.0 0.0))"
     with pytest.raises(ValueError, match="SRID 4326"):
         parse_wkt("SRID=3857;POINT(1 2)")
+
+
+def test_option_names_in_any_case_are_the_standards() -> None:
+    options = parse_query_options([("$OrderBy", "id desc"), ("$TOP", "3"), ("$selecT", "id"), ("top", "9")])
+    assert options.top == 3 and options.select is not None and len(options.orderby) == 1
+    assert options.raw == {"$orderby": "id desc", "$top": "3", "$select": "id"}

@@ -434,3 +434,14 @@ def test_a_query_option_sent_with_encoded_delimiters_is_read(client: TestClient)
     assert [o["@iot.id"] for o in encoded.json()["value"]] == [1]
     assert encoded.json()["@iot.nextLink"].endswith("$filter=result%20eq%2010%20or%20result%20eq%2011&$top=1&$skip=1")
     assert client.get(ROOT + "/Things?%24nope%3D1").status_code == 400
+
+
+def test_system_query_option_names_are_matched_in_any_case(client: TestClient) -> None:
+    """OData 4.01 has system query option names case-insensitive; the FROST suite sends $orderBy."""
+    plain = body(client, "/Datastreams(1)/Observations", {"$orderby": "id desc", "$top": "2", "$filter": "result ge 0"})
+    mixed = body(client, "/Datastreams(1)/Observations", {"$orderBy": "id desc", "$TOP": "2", "$Filter": "result ge 0"})
+    assert mixed == plain
+    assert [o["@iot.id"] for o in mixed["value"]] == sorted((o["@iot.id"] for o in mixed["value"]), reverse=True)
+    assert len(mixed["value"]) == 2 and mixed["@iot.nextLink"] == plain["@iot.nextLink"]
+    both = client.get(ROOT + "/Things", params=[("$top", "1"), ("$TOP", "2")])
+    assert both.status_code == 400 and both.json()["parameter"] == "$top"  # one option given twice

@@ -420,12 +420,25 @@ def _non_negative(name: str, text: str) -> int:
     return int(text)
 
 
+_CANONICAL = {name.lower(): name for name in SYSTEM_OPTIONS}
+
+
+def canonical_option(name: str) -> str:
+    """A system query option's name as the standard spells it, matched in any case.
+
+    OData 4.01 (URL Conventions, 5) has services take system query option names case-insensitively;
+    clients write ``$orderBy`` (the FROST test suite does) and ``$TOP``. Other names come back unchanged.
+    """
+    return _CANONICAL.get(name.lower(), name) if name.startswith("$") else name
+
+
 def parse_query_options(params: Iterable[tuple[str, str]]) -> ast.QueryOptions:
-    """The system query options of a request (``$``-prefixed; other parameters are ignored)."""
+    """The system query options of a request (``$``-prefixed, in any case; other parameters are ignored)."""
     seen: dict[str, str] = {}
-    for name, value in params:
-        if not name.startswith("$"):
+    for given, value in params:
+        if not given.startswith("$"):
             continue
+        name = canonical_option(given)
         if name not in SYSTEM_OPTIONS:
             known = ", ".join(SYSTEM_OPTIONS)
             raise QueryError(f"unknown system query option (known: {known})", parameter=name)
