@@ -142,10 +142,11 @@ def set_thing_locations(conn: psycopg.Connection[Any], thing_id: int, location_i
     return historical
 
 
-def feature_from_thing_location(conn: psycopg.Connection[Any], datastream_id: int) -> int | None:
+def feature_from_thing_location(conn: psycopg.Connection[Any], datastream_id: int) -> tuple[int, bool] | None:
     """The FeatureOfInterest made from the Location of the Datastream's Thing (created once, then reused).
 
     Of several Locations (encodings of one place), the GeoJSON one with the lowest id is used.
+    Returns its id and whether this call created it (a new entity is announced like any other);
     None when the Thing has no Location.
     """
     row = conn.execute(
@@ -159,15 +160,15 @@ def feature_from_thing_location(conn: psycopg.Connection[Any], datastream_id: in
     location_id, name, description, encoding, location = row
     found = conn.execute("SELECT id FROM features_of_interest WHERE location_id = %s", (location_id,)).fetchone()
     if found is not None:
-        return int(found[0])
+        return int(found[0]), False
     created = conn.execute(
         "INSERT INTO features_of_interest (name, description, encoding_type, feature, location_id)"
         " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (location_id) DO UPDATE SET location_id = EXCLUDED.location_id"
-        " RETURNING id",
+        " RETURNING id, xmax = 0",
         (name, description, encoding, Jsonb(location), location_id),
     ).fetchone()
     assert created is not None
-    return int(created[0])
+    return int(created[0]), bool(created[1])
 
 
 OBSERVATION_COLUMNS = (

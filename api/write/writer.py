@@ -210,13 +210,16 @@ class Writer:
             columns.setdefault("phenomenon_time_end", None)
         datastream = columns["datastream_id"]
         if columns.get("feature_of_interest_id") is None:
-            feature = store.feature_from_thing_location(self.conn, datastream)
-            if feature is None:
+            found = store.feature_from_thing_location(self.conn, datastream)
+            if found is None:
                 raise WriteError(
                     400,
                     f"{where or 'Observation'}: no FeatureOfInterest given and the Thing of Datastream {datastream}"
                     " has no Location to make one from",
                 )
+            feature, created = found
+            if created:  # announced on v1.1/FeaturesOfInterest like a feature the client sent
+                self.changes.created.append((em.FEATURE_OF_INTEREST, feature))
             columns["feature_of_interest_id"] = feature
         columns.setdefault("received_at", self.now)
 

@@ -91,6 +91,29 @@ def test_entity_sets_get_each_entity_of_a_deep_insert(mosquitto: tuple[TestClien
     assert got[f"{prefix}v1.1/Observations"]["result"] == 70.4
 
 
+def test_a_feature_of_interest_made_from_the_location_is_announced_once(mosquitto: tuple[TestClient, str, str]) -> None:
+    """An Observation without a FeatureOfInterest gets one made from its Thing's Location: a new entity,
+    told on v1.1/FeaturesOfInterest like one the client sent; the next Observation reuses it (no message)."""
+    client, url, prefix = mosquitto
+    body = thing_body()
+    del body["Datastreams"][0]["Observations"]
+    thing = post(client, "Things", body)
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    assert client.app.state.notifier.flush(10)
+    with Listener(url) as listener:
+        listener.subscribe(f"{prefix}v1.1/FeaturesOfInterest", f"{prefix}v1.1/Observations")
+        first = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-03-01T00:00Z", "result": 1})
+        got = listener.collect(2)
+        second = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-03-01T01:00Z", "result": 2})
+        topic, body = listener.next()
+        assert listener.messages.empty()
+    feature = get(client, f"Observations({first['@iot.id']})/FeatureOfInterest")
+    assert got[f"{prefix}v1.1/FeaturesOfInterest"] == feature
+    assert got[f"{prefix}v1.1/Observations"]["@iot.id"] == first["@iot.id"]
+    assert (topic, body["@iot.id"]) == (f"{prefix}v1.1/Observations", second["@iot.id"])
+    assert get(client, f"Observations({second['@iot.id']})/FeatureOfInterest")["@iot.id"] == feature["@iot.id"]
+
+
 def test_entity_and_property_topics_get_changes(mosquitto: tuple[TestClient, str, str]) -> None:
     client, url, prefix = mosquitto
     thing, _ = datastream_of(client)
