@@ -6,6 +6,8 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -64,19 +66,28 @@ def ingest_options(settings: Settings) -> Any:
     )
 
 
-def build_service(settings: Settings, db_url: str, mqtt_url: str) -> Any:
-    """An ``IngestService`` configured from ``settings`` (also used by ``bydata demo``)."""
+@contextmanager
+def ingest_service(settings: Settings, db_url: str, mqtt_url: str) -> Iterator[Any]:
+    """An ``IngestService`` configured from ``settings`` (also used by ``bydata demo``).
+
+    SensorThings creates that are more than readings are created by the API's entity writer
+    (``api.mqtt.creates``) and announced on the broker as the API announces its own writes.
+    """
+    from api.mqtt.creates import mqtt_creates
     from ingest.decode import load_models
     from ingest.service import IngestService
     from ingest.sources import load_sources
 
-    return IngestService(
-        db_url,
-        mqtt_url,
-        ingest_options(settings),
-        sources=load_sources(settings.ingest_sources_file),
-        models=load_models(settings.ingest_devices_dir),
-    )
+    announce = mqtt_url if settings.ingest_sta_creates else None
+    with mqtt_creates(db_url, settings.base_url(), announce, topic_prefix=settings.ingest_topic_prefix) as creates:
+        yield IngestService(
+            db_url,
+            mqtt_url,
+            ingest_options(settings),
+            sources=load_sources(settings.ingest_sources_file),
+            models=load_models(settings.ingest_devices_dir),
+            creates=creates,
+        )
 
 
 def settle_gc() -> None:
@@ -140,11 +151,11 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
         if migrate:
             with connect(db_url) as conn:
                 upgrade(conn)
-        service = build_service(settings, db_url, mqtt_url)
-        if settings.ingest_metrics_port:
-            service.metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
-        settle_gc()
-        service.run(stop, ready=lambda: log.info("ingest worker %s is subscribed", settings.ingest_client_id))
+        with ingest_service(settings, db_url, mqtt_url) as service:
+            if settings.ingest_metrics_port:
+                service.metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)
+            settle_gc()
+            service.run(stop, ready=lambda: log.info("ingest worker %s is subscribed", settings.ingest_client_id))
 
 
 @app.command("stats")
@@ -389,6 +400,7 @@ def quarantine_replay(  # noqa: PLR0917 (typer options are parameters)
     A message that now decodes is stored exactly once and marked replayed; one that still
     fails stays open with its new reason. Replaying again stores nothing more.
     """
+    from api.mqtt.creates import MqttCreates
     from ingest.decode import load_models
     from ingest.replay import replay
     from ingest.sources import load_sources
@@ -405,6 +417,7 @@ def quarantine_replay(  # noqa: PLR0917 (typer options are parameters)
             device_id=device,
             policy=chosen,
             topic_prefix=settings.ingest_topic_prefix,
+            creates=MqttCreates(),
         )
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
@@ -465,12 +478,12 @@ def start_demo_pipeline(
     )
     with connect(db_url) as conn:
         import_provisioning(conn, Simulation(options).provisioning())
-    service = build_service(settings, db_url, mqtt_url)
     ready = threading.Event()
 
     def ingest() -> None:
         try:
-            service.run(stop, ready=ready.set)
+            with ingest_service(settings, db_url, mqtt_url) as service:
+                service.run(stop, ready=ready.set)
         except Exception:
             log.exception("the demo's ingest stopped")
             stop.set()

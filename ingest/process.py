@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ingest._build import raw_message
 from ingest.decode import decode_message
+from ingest.envelopes import sta
 from ingest.normalise import normalise, property_plan
 from ingest.quality import FUTURE_TIME, SPIKE, QualityState
 from ingest.registry import Registry, RegistryUnavailable
@@ -145,6 +146,10 @@ class Processor:
         fan-out among them; a create request never carries an id). A lone MQTT v5 worker never
         receives its own (No Local, see ``ingest.mqtt``); workers in a share group and MQTT
         3.1.1 workers do, and this is how they are told apart.
+
+        A SensorThings create that is more than a reading (``ingest.envelopes.sta``), or whose
+        Datastream has no vocabulary property, comes back with ``create`` set and no
+        observations: the batch writer's entity writer creates it.
         """
         source: Source | None = None
         device_id: str | None = None
@@ -154,9 +159,27 @@ class Processor:
             local = raw if topic is raw.topic else raw_message(topic, raw.payload, raw.received_at)
             decoded = decode_message(local, source, self.registry.model_of, self.models)
             device_id = decoded.device_id
-            if source.envelope == "sta" and decoded.meta.get("iot_id") is not None:
-                return None
-            binding = self.registry.binding_for(decoded)
+            create: str | None = None
+            if source.envelope == "sta":
+                if decoded.meta.get("iot_id") is not None:
+                    return None
+                create = decoded.meta.get("entity_create")
+            if create is None:
+                binding = self.registry.binding_for(decoded)
+                if source.envelope == "sta" and not binding.datastreams:
+                    # a Datastream a client made for its own property: results as given, by the entity writer
+                    create = sta.resource_path(topic)
+            if create is not None:
+                return IncomingMessage(
+                    topic=raw.topic,
+                    payload=raw.payload,
+                    received_at=raw.received_at,
+                    source=source.name,
+                    device_id=device_id,
+                    packet_id=packet_id,
+                    redelivered=redelivered,
+                    create=create,
+                )
             if binding.device_id not in self.seeded:
                 self.seed((binding,))
             result = normalise(decoded, binding, raw.received_at, self.state, window=source.window)

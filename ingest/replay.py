@@ -19,7 +19,7 @@ from ingest.sources import SourceSet
 from ingest.types import RawMessage
 from schemas.device_models import DeviceModel
 from store import counters, quarantine
-from store.observations import IncomingMessage, ObservationWriter, Outcome, Rejection
+from store.observations import EntityCreates, IncomingMessage, ObservationWriter, Outcome, Rejection
 
 REPLAY_WORKER = "replay"
 
@@ -56,11 +56,16 @@ def replay(
     policy: Policy = "strict",
     topic_prefix: str = "",
     batch_size: int = 500,
+    creates: EntityCreates | None = None,
 ) -> ReplayReport:
-    """Replay the open quarantine rows selected by ``ids``/``reason``/``device_id`` (all if none)."""
+    """Replay the open quarantine rows selected by ``ids``/``reason``/``device_id`` (all if none).
+
+    ``creates`` runs SensorThings creates that are more than readings (``api.mqtt.creates``);
+    what they create is not announced on MQTT.
+    """
     registry = Registry(database_url, models, policy=policy)
     processor = Processor(sources, registry, models, topic_prefix=topic_prefix)
-    writer = ObservationWriter.connect(database_url, REPLAY_WORKER)
+    writer = ObservationWriter.connect(database_url, REPLAY_WORKER, creates)
     report = ReplayReport()
     try:
         registry.refresh()

@@ -32,9 +32,9 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -51,7 +51,7 @@ from schemas.device_models import DeviceModel
 from schemas.sta import format_time
 from store import counters
 from store.db import is_transient
-from store.observations import BatchResult, IncomingMessage, NewObservation, ObservationWriter
+from store.observations import BatchResult, EntityCreates, IncomingMessage, NewObservation, ObservationWriter
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,21 @@ def notification(new: NewObservation, base_url: str) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z)
 
 
+class Creates(EntityCreates, Protocol):
+    """SensorThings creates that are more than readings (``api.mqtt.creates.MqttCreates``)."""
+
+    def committed(self, announce: Sequence[object]) -> None:
+        """Announce what a committed batch's creates made (``BatchResult.announce``)."""
+        ...
+
+
 class IngestService:
-    """One ingest worker. :meth:`run` blocks until ``stop`` is set (or a thread fails)."""
+    """One ingest worker. :meth:`run` blocks until ``stop`` is set (or a thread fails).
+
+    ``creates`` runs the SensorThings creates the batch writer cannot take as readings (a
+    FeatureOfInterest, a deep insert, a client's own Datastream); without it they are
+    quarantined as ``malformed``.
+    """
 
     def __init__(
         self,
@@ -138,8 +151,10 @@ class IngestService:
         sources: SourceSet | None = None,
         models: Mapping[str, DeviceModel] | None = None,
         metrics: IngestMetrics | None = None,
+        creates: Creates | None = None,
     ) -> None:
         self.options = opts = options or IngestOptions()
+        self.creates = creates
         check_worker_identity(opts.worker, opts.share_group)
         self.database_url = database_url
         self.models = dict(models) if models is not None else load_models()
@@ -260,7 +275,7 @@ class IngestService:
 
     def _connect_writer(self) -> ObservationWriter:
         if self._writer is None:
-            self._writer = ObservationWriter.connect(self.database_url, self.options.worker)
+            self._writer = ObservationWriter.connect(self.database_url, self.options.worker, self.creates)
             if self._seq is None:
                 self._seq = self._writer.last_batch_seq()
         return self._writer
@@ -341,6 +356,8 @@ class IngestService:
             self.metrics.record_unmapped(batch.unmapped)
             if self.options.fanout and result.new:
                 self._fan_out(result.new)
+            if result.announce and self.creates is not None:
+                self.creates.committed(result.announce)
 
     def _fan_out(self, new: list[NewObservation]) -> None:
         prefix, base = self.options.topic_prefix, self.options.base_url

@@ -13,8 +13,13 @@ Per batch, in one transaction:
    stored once, a different result at the same time is stored beside it, and the returned
    rows (joined back to the staging rows) say which observations are new (they feed the live
    fan-out) and which were duplicates;
-3. undecodable messages go to the quarantine;
-4. the worker's counters (``store.counters``) and its batch number are updated.
+3. SensorThings creates that are more than readings (a FeatureOfInterest, a deep insert, a
+   Datastream a client made for its own property) are handed, each on a savepoint of its own,
+   to the :class:`EntityCreates` the writer was given (the API's entity writer): the same
+   transaction, so they too are acknowledged only once committed; the delivery log keeps a
+   redelivered one from being created twice;
+4. undecodable messages go to the quarantine;
+5. the worker's counters (``store.counters``) and its batch number are updated.
 
 The caller acknowledges the batch's MQTT messages only after :meth:`ObservationWriter.write`
 returned, i.e. after COMMIT. A database error that one message's data causes (a constraint, a
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -52,7 +57,9 @@ log = logging.getLogger(__name__)
 # What the database (or psycopg, for a text it cannot send) raises when it refuses data.
 _REFUSALS = (psycopg.Error, UnicodeEncodeError)
 
-STORE_REJECTED = "store_rejected"  # the reason code of ingest.types, repeated here so store needs no ingest
+# reason codes of ingest.types, repeated here so store needs no ingest
+STORE_REJECTED = "store_rejected"
+MALFORMED = "malformed"
 
 
 class Outcome(StrEnum):
@@ -86,6 +93,29 @@ class IncomingMessage:
     """The MQTT DUP flag: the broker may have delivered this message before."""
     quarantine_id: int | None = None
     """Set when the message is replayed from the quarantine."""
+    create: str | None = None
+    """A SensorThings create for :class:`EntityCreates`: the resource path its body is posted to
+    (``Datastreams(7)/Observations``); None for readings."""
+
+
+class CreateRefused(Exception):
+    """An entity create the data cannot take (a bad link, a missing property): quarantined with ``rejection``."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.detail)
+        self.rejection = rejection
+
+
+class EntityCreates(Protocol):
+    """Runs the SensorThings creates of a batch that are more than readings (see ``IncomingMessage.create``)."""
+
+    def create(self, conn: psycopg.Connection[Any], message: IncomingMessage) -> tuple[int, object]:
+        """Create what ``message`` asks for on ``conn``, inside the caller's transaction.
+
+        Returns the number of Observations created and what to announce once committed (handed
+        back in ``BatchResult.announce``). Raises :class:`CreateRefused`.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +151,8 @@ class BatchResult:
     tally: counters.Tally = field(default_factory=Counter)
     rejections: dict[int, Rejection] = field(default_factory=dict)
     """Message index -> why it was quarantined (decoding errors and store rejections)."""
+    announce: list[object] = field(default_factory=list)
+    """What the entity creates of the batch ask to announce after commit (:class:`EntityCreates`)."""
 
 
 _STAGING = """
@@ -232,17 +264,18 @@ def _result_columns(result: Any) -> tuple[float | None, bool | None, str | None,
 class ObservationWriter:
     """Writes batches for one worker over one connection (not thread-safe: one writer thread)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], worker: str) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], worker: str, creates: EntityCreates | None = None) -> None:
         if conn.autocommit:
             raise ValueError("the writer manages transactions; pass a non-autocommit connection")
         self.conn = conn
         self.worker = worker
+        self.creates = creates
         self._receive_time = _receive_time_bits()
         prepare_connection(conn)
 
     @classmethod
-    def connect(cls, url: str, worker: str) -> ObservationWriter:
-        return cls(psycopg.connect(url, connect_timeout=10), worker)
+    def connect(cls, url: str, worker: str, creates: EntityCreates | None = None) -> ObservationWriter:
+        return cls(psycopg.connect(url, connect_timeout=10), worker, creates)
 
     def close(self) -> None:
         self.conn.close()
@@ -298,7 +331,7 @@ class ObservationWriter:
         transaction (``ON COMMIT DELETE ROWS`` empties it only at commit).
         """
         conn = self.conn
-        already_quarantined, observations = self._delivery_log(messages)
+        already, observations = self._delivery_log(messages)
         result = BatchResult(outcomes=[Outcome.STORED] * len(messages), new=[])
         try:
             with conn.transaction():
@@ -308,9 +341,38 @@ class ObservationWriter:
                 raise
             result.new.clear()
             new_per_message = self._insert_isolated(messages, observations, result)
-        self._quarantine(messages, already_quarantined, result)
-        self._account(messages, observations, new_per_message, already_quarantined, result)
+        new_per_message.update(self._create(messages, already, result))
+        self._quarantine(messages, already, result)
+        self._account(messages, observations, new_per_message, already, result)
         return result
+
+    def _create(self, messages: Sequence[IncomingMessage], already: set[int], result: BatchResult) -> dict[int, int]:
+        """Run the batch's entity creates, each on a savepoint; Observations created per message.
+
+        One created before (a redelivery the delivery log knows) is not created again. One the
+        data cannot take, or that the database refuses, is quarantined; the rest stand.
+        """
+        created: dict[int, int] = {}
+        for i, m in enumerate(messages):
+            if m.create is None or m.rejection is not None or i in already:
+                continue
+            if self.creates is None:
+                result.rejections[i] = Rejection(MALFORMED, "this writer takes readings only (no entity creates)")
+                continue
+            try:
+                with self.conn.transaction():
+                    count, announce = self.creates.create(self.conn, m)
+            except CreateRefused as exc:
+                result.rejections[i] = exc.rejection
+                continue
+            except _REFUSALS as exc:
+                if not is_data_error(exc):
+                    raise
+                result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
+                continue
+            created[i] = count
+            result.announce.append(announce)
+        return created
 
     def _store_one_by_one(self, messages: Sequence[IncomingMessage]) -> BatchResult:
         """Each message on a savepoint of its own; one the database refuses is quarantined as ``store_rejected``."""
@@ -325,6 +387,7 @@ class ObservationWriter:
                 one = self._set_aside(m, exc)
             result.outcomes[i] = one.outcomes[0]
             result.new.extend(one.new)
+            result.announce.extend(one.announce)
             result.tally.update(one.tally)
             if 0 in one.rejections:
                 result.rejections[i] = one.rejections[0]
@@ -359,8 +422,9 @@ class ObservationWriter:
     ) -> tuple[set[int], list[Sequence[NormalisedObservation]]]:
         """Give redelivered messages their first receive time; log this batch's deliveries.
 
-        Returns the indexes of redelivered messages that were already quarantined, and the
-        observations of each message (shifted to the first receive time where redelivered).
+        Returns the indexes of redelivered messages that were already quarantined or created
+        (entity creates), and the observations of each message (shifted to the first receive
+        time where redelivered).
         """
         observations: list[Sequence[NormalisedObservation]] = [m.observations for m in messages]
         ta = self._receive_time
@@ -369,11 +433,11 @@ class ObservationWriter:
             for i, m in enumerate(messages)
             if m.packet_id
             and m.quarantine_id is None
-            and (m.rejection is not None or any(o.quality_flags & ta for o in m.observations))
+            and (m.rejection is not None or m.create is not None or any(o.quality_flags & ta for o in m.observations))
         ]
-        already_quarantined: set[int] = set()
+        already: set[int] = set()
         if not needs_log:
-            return already_quarantined, observations
+            return already, observations
         redelivered_ids = sorted({messages[i].packet_id for i in needs_log if messages[i].redelivered})
         known: dict[int, tuple[bytes, datetime]] = {}
         if redelivered_ids:
@@ -391,8 +455,8 @@ class ObservationWriter:
             if m.redelivered and prior is not None and prior[0] == digest:
                 first = prior[1]
                 writes[m.packet_id] = prior
-                if m.rejection is not None:
-                    already_quarantined.add(i)
+                if m.rejection is not None or m.create is not None:
+                    already.add(i)
                 elif first != m.received_at:
                     shift: timedelta = m.received_at - first
                     observations[i] = [
@@ -412,7 +476,7 @@ class ObservationWriter:
             " WHERE (d.message_hash, d.received_at) IS DISTINCT FROM (EXCLUDED.message_hash, EXCLUDED.received_at)",
             (self.worker, pids, [writes[p][0] for p in pids], [writes[p][1] for p in pids]),
         )
-        return already_quarantined, observations
+        return already, observations
 
     def _insert(
         self,
@@ -528,7 +592,7 @@ class ObservationWriter:
         messages: Sequence[IncomingMessage],
         observations: Sequence[Sequence[NormalisedObservation]],
         new_per_message: Mapping[int, int],
-        already_quarantined: set[int],
+        already: set[int],
         result: BatchResult,
     ) -> None:
         # Counted in local integers and added to the tally once: a Counter update with a tuple
@@ -542,7 +606,9 @@ class ObservationWriter:
             rejection = rejections.get(i) if rejections else None
             new = new_per_message.get(i, 0)
             if rejection is not None:
-                outcome = duplicate_outcome if i in already_quarantined else quarantined_outcome
+                outcome = duplicate_outcome if i in already else quarantined_outcome
+            elif m.create is not None:  # an entity create: stored, or done by an earlier delivery
+                outcome = duplicate_outcome if i in already else stored_outcome
             elif new > 0 or not observations[i]:
                 outcome = stored_outcome
             else:
@@ -560,7 +626,10 @@ class ObservationWriter:
             if m.rejection is None:
                 decoded += 1
                 observations_stored += new
-                observations_duplicate += len(observations[i]) - new
+                if m.create is None:
+                    observations_duplicate += len(observations[i]) - new
+                elif outcome is duplicate_outcome:
+                    observations_duplicate += 1  # a create makes one Observation
             if outcome is quarantined_outcome:
                 tally[(counters.QUARANTINED, rejection.reason if rejection else "")] += 1
             elif outcome is stored_outcome:

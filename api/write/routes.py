@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
@@ -25,7 +26,7 @@ from api.sta.odata.parser import parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
 from api.sta.routes import PREFIX, StaContext
 from api.sta.translate import PathNotFound, PathStep
-from api.write.body import BodyError, changed_properties, parse_create, parse_update
+from api.write.body import BodyError, NewEntity, changed_properties, parse_create, parse_update
 from api.write.writer import Changes, WriteError, Writer
 from store import sta as read_store
 from store import sta_write as write_store
@@ -157,34 +158,55 @@ def _check_target(method: str, path: ResourcePath) -> None:
         raise ApiError(405, "PATCH, PUT and DELETE address one entity, such as Things(1)")
 
 
-def create(context: StaContext, rest: str, body: Any, notify: Notify | None = None) -> Response:
-    path = _parse(rest)
-    _check_target("POST", path)
-    entity = _entity_of(path)
-    relation = None
+@dataclass(frozen=True, slots=True)
+class CreatePlan:
+    """A POST to a collection, its body parsed: :meth:`run` it with a :class:`Writer`.
+
+    HTTP and the MQTT creates that are more than readings (``api.mqtt.creates``) share it, so an
+    entity is created the same way whichever road it came by.
+    """
+
+    entity: em.EntityType
+    new: NewEntity
+    relation: em.Relation | None = None
     parent: em.EntityType | None = None
     parent_id: int | None = None
-    if len(path.steps) > 1:
-        parent = _entity_of(ResourcePath(path.steps[:-1]))
-        relation = parent.relations[path.steps[-1].name]
-        parent_id = _resolve_id(context, path.steps[:-1], check=parent)
-    try:
-        new = parse_create(entity, body, via=relation)
-    except BodyError as exc:
-        raise ApiError(400, exc.message, parameter=exc.where or None) from exc
 
-    def work(writer: Writer) -> int:
+    def run(self, writer: Writer) -> int:
+        """Create the entity (and what it carries) in the writer's transaction; its id."""
+        relation, parent, parent_id = self.relation, self.parent, self.parent_id
         preset: dict[str, Any] = {}
         if relation is not None and relation.join is em.Join.FK_THERE:
             preset[relation.column] = parent_id
-        ident = writer.create(new, preset, via=relation)
+        ident = writer.create(self.new, preset, via=relation)
         if relation is not None and parent is not None and parent_id is not None and relation.join is em.Join.LINK:
             writer.link(parent, parent_id, relation, [ident])
         return ident
 
-    ident, _ = _run(context, work, notify)
-    location = f"{context.base_url}/{entity.set_name}({ident})"
-    return _entity_response(read_entity(context, entity, ident), 201, {"Location": location})
+
+def plan_create(path: ResourcePath, body: Any, parent_id: int | None) -> CreatePlan:
+    """A create at ``path`` (a collection; ``parent_id``: the entity before its last step). Raises BodyError."""
+    entity = _entity_of(path)
+    if len(path.steps) == 1:
+        return CreatePlan(entity, parse_create(entity, body))
+    parent = _entity_of(ResourcePath(path.steps[:-1]))
+    relation = parent.relations[path.steps[-1].name]
+    return CreatePlan(entity, parse_create(entity, body, via=relation), relation, parent, parent_id)
+
+
+def create(context: StaContext, rest: str, body: Any, notify: Notify | None = None) -> Response:
+    path = _parse(rest)
+    _check_target("POST", path)
+    parent_id: int | None = None
+    if len(path.steps) > 1:
+        parent_id = _resolve_id(context, path.steps[:-1], check=_entity_of(ResourcePath(path.steps[:-1])))
+    try:
+        plan = plan_create(path, body, parent_id)
+    except BodyError as exc:
+        raise ApiError(400, exc.message, parameter=exc.where or None) from exc
+    ident, _ = _run(context, plan.run, notify)
+    location = f"{context.base_url}/{plan.entity.set_name}({ident})"
+    return _entity_response(read_entity(context, plan.entity, ident), 201, {"Location": location})
 
 
 def _single_target(context: StaContext, rest: str) -> tuple[em.EntityType, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +24,7 @@ from ingest.broker import EmbeddedBroker
 from schemas.provisioning import Provisioning
 from store.provisioning import import_provisioning
 from tests.api.mqtt_client import Listener
-from tests.api.test_create_update_delete import BASE, get, post, thing_body
+from tests.api.test_create_update_delete import BASE, POINT, UOM, get, post, thing_body
 from tests.conftest import free_port, wait_until
 
 ENDPOINT = "mqtt://broker.example:1883"
@@ -274,3 +275,144 @@ def test_an_observation_published_to_a_datastream_is_created_through_ingest(
     assert stored["resultQuality"] == {"qualityFlags": ["stale_time", "low_cost_sensor"]}  # normalised by ingest
     later = get(client, f"Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$top=1")["value"][0]
     assert later["result"] == 15.5  # a number sent as text, typed by the normaliser
+
+
+# ---- creates over MQTT that are more than readings (ets-sta10 Capability7Test's four cases) ------
+
+
+def _same_time(a: str, b: str) -> bool:
+    from datetime import datetime
+
+    def instants(text: str) -> list[datetime]:
+        return [datetime.fromisoformat(part) for part in text.split("/")]
+
+    return instants(a) == instants(b)
+
+
+def _matches(stored: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """The OGC suite's comparison: the same keys, times as instants, links by @iot.id."""
+    if stored.keys() != sent.keys():
+        return False
+    for key, value in sent.items():
+        if key.lower().endswith("time"):
+            if not _same_time(stored[key], value):
+                return False
+        elif stored[key] != value:
+            return False
+    return True
+
+
+def test_observations_created_over_mqtt_as_the_ogc_suite_sends_them(
+    mosquitto: tuple[TestClient, str, str], migrated_db: str
+) -> None:
+    """req/create-observations-via-mqtt/observations-creation, on every create topic, for a Datastream a
+    client created over HTTP (no vocabulary property): links, validTime, parameters, a deep insert, and a
+    plain reading; each stored once as a POST would store it, and announced."""
+    from api.mqtt.creates import mqtt_creates
+    from store import counters
+    from tests.ingest_runtime.conftest import assert_identity, running_ingest, totals
+
+    client, url, prefix = mosquitto
+    _, ds = datastream_of(client)
+    foi = post(client, "FeaturesOfInterest", {"name": "f", "description": "d", "encodingType": "application/geo+json",
+                                              "feature": POINT})["@iot.id"]  # fmt: skip
+    before = get(client, "Observations?$count=true&$top=0")["@iot.count"]
+
+    def linked(result: int) -> dict[str, Any]:
+        return {
+            "phenomenonTime": "2015-03-01T02:40:00+02:00",
+            "validTime": "2016-01-01T01:01:01.000Z/2016-01-01T23:59:59.000Z",
+            "result": result,
+            "parameters": {"param1": "some value1", "param2": "some value2"},
+            "Datastream": {"@iot.id": ds},
+            "FeatureOfInterest": {"@iot.id": foi},
+        }
+
+    deep = {
+        "phenomenonTime": "2015-03-01T00:00:00.000Z",
+        "result": 91,
+        "FeatureOfInterest": {"name": "A weather station.", "description": "A weather station.",
+                              "encodingType": "application/vnd.geo+json",
+                              "feature": {"type": "Point", "coordinates": [-114.05, 51.05]}},
+        "Datastream": {
+            "unitOfMeasurement": UOM, "name": "test datastream.", "description": "test datastream.",
+            "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+            "Thing": {"name": "Test Thing", "description": "This is a Test Thing From TestNG"},
+            "ObservedProperty": {"name": "Luminous Flux", "definition": "urn:flux", "description": "flux"},
+            "Sensor": {"name": "Acme Fluxomatic 1000", "description": "Acme Fluxomatic 1000",
+                       "encodingType": "http://schema.org/description", "metadata": "Light flux sensor"},
+        },
+    }  # fmt: skip
+    sent = [
+        (f"{prefix}v1.1/Observations", linked(11)),
+        (f"{prefix}v1.1/Datastreams({ds})/Observations", linked(12)),
+        (f"{prefix}v1.1/FeaturesOfInterest({foi})/Observations", linked(13)),
+        (f"{prefix}v1.1/Observations", deep),
+        (f"{prefix}v1.1/Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T00:00:00Z", "result": "on"}),
+    ]
+    with (
+        mqtt_creates(migrated_db, BASE, url, topic_prefix=prefix) as creates,
+        running_ingest(migrated_db, url, topic_prefix=prefix, creates=creates),
+        Listener(url) as listener,
+    ):
+        listener.subscribe(f"{prefix}v1.1/Things", f"{prefix}v1.1/FeaturesOfInterest")
+        with Listener(url) as publisher:
+            for topic, body in sent:
+                publisher.publish(topic, body)
+        assert wait_until(
+            lambda: get(client, "Observations?$count=true&$top=0")["@iot.count"] == before + len(sent), timeout=30
+        )
+        announced = listener.collect(2)  # the deep insert's new Thing and FeatureOfInterest
+    assert announced[f"{prefix}v1.1/Things"]["name"] == "Test Thing"
+    assert announced[f"{prefix}v1.1/FeaturesOfInterest"]["name"] == "A weather station."
+
+    # each as the suite reads it back: the newest Observation, its Datastream and feature by id
+    expand = (
+        "$expand=Datastream($select=id),FeatureOfInterest($select=id)"
+        "&$select=result,phenomenonTime,validTime,parameters"
+    )
+    ids = [o["@iot.id"] for o in get(client, f"Observations?$orderby=id desc&$top={len(sent)}")["value"][::-1]]
+    for ident, (_, body) in zip(ids[:3], sent[:3], strict=True):
+        want = {**body, "Datastream": {"@iot.id": ds}, "FeatureOfInterest": {"@iot.id": foi}}
+        stored = get(client, f"Observations({ident})?{expand}")
+        assert _matches(stored, want), (stored, want)
+    made = get(client, f"Observations({ids[3]})?$expand=Datastream($expand=Thing),FeatureOfInterest")
+    assert made["result"] == 91 and made["Datastream"]["name"] == "test datastream."
+    assert made["Datastream"]["Thing"]["name"] == "Test Thing"
+    assert made["FeatureOfInterest"]["feature"] == {"type": "Point", "coordinates": [-114.05, 51.05]}
+    plain = get(client, f"Observations({ids[4]})")
+    assert plain["result"] == "on" and plain["resultQuality"] is None  # a client's property: as given, no flags
+
+    t = totals(migrated_db)
+    assert t[(counters.RECEIVED, "")] == t[(counters.STORED, "")] == len(sent)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == len(sent)
+    assert_identity(t)
+
+
+def test_a_create_over_mqtt_the_data_cannot_take_is_quarantined_with_its_reason(
+    mosquitto: tuple[TestClient, str, str], migrated_db: str
+) -> None:
+    from api.mqtt.creates import MqttCreates
+    from store import quarantine
+    from tests.ingest_runtime.conftest import running_ingest
+
+    client, url, prefix = mosquitto
+    _, ds = datastream_of(client)
+    bad = [
+        (f"{prefix}v1.1/FeaturesOfInterest(999999)/Observations", {"result": 1, "Datastream": {"@iot.id": ds}},
+         "unknown_device", "no entity at FeaturesOfInterest(999999)"),
+        (f"{prefix}v1.1/Datastreams({ds})/Observations", {"result": 1, "FeatureOfInterest": {"@iot.id": 999999}},
+         "malformed", "no FeatureOfInterest with @iot.id 999999"),
+        (f"{prefix}v1.1/Datastreams({ds})/Observations", {"result": 1, "validTime": "yesterday"},
+         "malformed", "validTime"),
+    ]  # fmt: skip
+    with running_ingest(migrated_db, url, topic_prefix=prefix, creates=MqttCreates()), Listener(url) as publisher:
+        for topic, body, _, _ in bad:
+            publisher.publish(topic, body)
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            assert wait_until(lambda: len(quarantine.list_messages(conn)) == len(bad), timeout=30)
+            rows = quarantine.list_messages(conn)
+    for row, (topic, body, reason, detail) in zip(rows, bad, strict=True):
+        assert (row.topic, row.reason) == (topic, reason)
+        assert detail in row.error and orjson.loads(row.payload) == body
+    assert get(client, f"Datastreams({ds})/Observations?$count=true&$top=0")["@iot.count"] == 1  # thing_body's own

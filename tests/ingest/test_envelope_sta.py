@@ -48,6 +48,76 @@ def test_server_published_entity_is_marked(sources: SourceSet) -> None:
 
 
 @pytest.mark.parametrize(
+    "topic",
+    ["v1.1/Observations", "v1.1/FeaturesOfInterest(3)/Observations", "v1.1/Datastreams(7)/Observations"],
+)
+def test_a_notification_is_marked_whatever_it_links(sources: SourceSet, topic: str) -> None:
+    """The API's notifications on v1.1/Observations carry navigation links, not a Datastream: never quarantined."""
+    body = {
+        "@iot.id": 5,
+        "@iot.selfLink": "http://x/v1.1/Observations(5)",
+        "result": 1,
+        "Datastream@iot.navigationLink": "http://x/v1.1/Observations(5)/Datastream",
+    }
+    d = sta.decode(RawMessage(topic, orjson.dumps(body), RECEIVED), sources["sta"])
+    assert d.meta == {"iot_id": 5} and d.readings == ()
+
+
+# What the OGC test suite publishes (ets-sta10 Capability7Test): links to an existing Datastream and
+# FeatureOfInterest with validTime and parameters, and a deep insert of Datastream, Thing, Sensor ...
+LINKED = {
+    "phenomenonTime": "2015-03-01T02:40:00+02:00",
+    "validTime": "2016-01-01T01:01:01.000Z/2016-01-01T23:59:59.000Z",
+    "result": 4611686018427387904,
+    "parameters": {"param1": "some value1"},
+    "Datastream": {"@iot.id": 7},
+    "FeatureOfInterest": {"@iot.id": 3},
+}
+DEEP = {
+    "phenomenonTime": "2015-03-01T00:00:00.000Z",
+    "result": 12,
+    "FeatureOfInterest": {"name": "A weather station.", "description": "A weather station.",
+                          "encodingType": "application/vnd.geo+json",
+                          "feature": {"type": "Point", "coordinates": [-114.05, 51.05]}},
+    "Datastream": {"name": "test datastream.", "description": "d", "unitOfMeasurement": {"name": "Celsius"},
+                   "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+                   "Thing": {"name": "Test Thing", "description": "t"}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "path", "device"),
+    [
+        ("v1.1/Observations", LINKED, "Observations", "Datastreams(7)"),
+        ("v1.1/Datastreams(7)/Observations", LINKED, "Datastreams(7)/Observations", "Datastreams(7)"),
+        ("v1.1/FeaturesOfInterest(3)/Observations", LINKED, "FeaturesOfInterest(3)/Observations", "Datastreams(7)"),
+        ("v1.1/FeaturesOfInterest(3)/Observations", {"result": 1}, "FeaturesOfInterest(3)/Observations",
+         "FeaturesOfInterest(3)/Observations"),
+        ("v1.1/Observations", DEEP, "Observations", "Observations"),
+        ("v1.1/Datastreams(7)/Observations", {"result": 1, "validTime": "2016-01-01T00:00:00Z/2016-01-02T00:00:00Z"},
+         "Datastreams(7)/Observations", "Datastreams(7)"),
+        ("v1.1/Datastreams(7)/Observations", {"result": 1, "resultQuality": {"x": 1}}, "Datastreams(7)/Observations",
+         "Datastreams(7)"),
+        ("v1.0/Datastreams(7)/Observations", {"result": 1, "FeatureOfInterest": {"@iot.id": 3}},
+         "Datastreams(7)/Observations", "Datastreams(7)"),
+    ],
+)  # fmt: skip
+def test_what_readings_cannot_hold_is_an_entity_create(
+    sources: SourceSet, topic: str, body: dict[str, object], path: str, device: str
+) -> None:
+    d = sta.decode(RawMessage(topic, orjson.dumps(body), RECEIVED), sources["sta"])
+    assert d.meta == {"entity_create": path}
+    assert d.device_id == device and d.readings == ()
+    assert sta.resource_path(topic) == path
+
+
+def test_readings_keep_the_fast_path(sources: SourceSet) -> None:
+    body = {"result": 1, "phenomenonTime": "2025-03-04T08:00:00Z", "Datastream": {"@iot.id": 7}}
+    d = sta.decode(RawMessage("v1.1/Observations", orjson.dumps(body), RECEIVED), sources["sta"])
+    assert d.meta == {"datastream_id": 7} and len(d.readings) == 1
+
+
+@pytest.mark.parametrize(
     ("topic", "body", "detail"),
     [
         ("v1.1/Datastreams('a')/Observations", {"result": 1}, "positive integers"),
@@ -55,6 +125,10 @@ def test_server_published_entity_is_marked(sources: SourceSet) -> None:
         ("v1.1/Things(1)/Observations", {"result": 1}, "not a SensorThings Observation create topic"),
         ("v1.1/Observations", {"result": 1}, "needs a Datastream link"),
         ("v1.1/Observations", {"result": 1, "Datastream": 4}, "must be a link"),
+        ("v1.1/Observations", {"result": 1, "Datastream": {}}, "must be a link"),
+        ("v1.1/Datastreams(4)/Observations", {"result": 1, "Datastream": {"name": "x"}}, "carries a new Datastream"),
+        ("v1.1/FeaturesOfInterest(x)/Observations", {"result": 1}, "positive integers"),
+        ("v1.1/Observations", {"FeatureOfInterest": {"@iot.id": 1}, "Datastream": {"@iot.id": 1}}, "has no result"),
         ("v1.1/Observations", {"result": 1, "Datastream": {"@iot.id": True}}, "positive integers"),
         ("v1.1/Datastreams(4)/Observations", {"result": 1, "Datastream": {"@iot.id": 5}}, "body links 5"),
         ("v1.1/Datastreams(4)/Observations", {"phenomenonTime": "2025-03-04T08:00:00Z"}, "has no result"),

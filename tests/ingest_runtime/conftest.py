@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.service import IngestOptions, IngestService
+from ingest.service import Creates, IngestOptions, IngestService
 from schemas.device_models import DeviceModel
 from schemas.provisioning import Provisioning
 from store import counters
@@ -59,13 +59,18 @@ def provisioning() -> Provisioning:
 
 @contextmanager
 def running_ingest(
-    db_url: str, mqtt_url: str, *, models: Mapping[str, DeviceModel] | None = None, **options: Any
+    db_url: str,
+    mqtt_url: str,
+    *,
+    models: Mapping[str, DeviceModel] | None = None,
+    creates: Creates | None = None,
+    **options: Any,
 ) -> Iterator[IngestService]:
     """An ingest worker in this process (threads), subscribed when the block starts."""
     options.setdefault("worker", f"test-{uuid.uuid4().hex[:8]}")
     options.setdefault("session_expiry_s", 300)
     options.setdefault("batch_max_age_s", 0.05)
-    service = IngestService(db_url, mqtt_url, IngestOptions(**options), models=models)
+    service = IngestService(db_url, mqtt_url, IngestOptions(**options), models=models, creates=creates)
     stop = threading.Event()
     ready = threading.Event()
     errors: list[BaseException] = []

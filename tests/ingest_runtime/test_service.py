@@ -8,10 +8,14 @@ from typing import Any
 import orjson
 import psycopg
 
+from schemas.provisioning import Provisioning
 from store import counters
+from store.provisioning import import_provisioning
 
 from . import streams
-from .conftest import assert_identity, running_ingest, totals
+from .conftest import PROVISIONING, assert_identity, running_ingest, totals
+
+PLACED = {**PROVISIONING, "devices": PROVISIONING["devices"][:1]}  # the airrohr, with its position
 
 WAIT = 60.0
 
@@ -363,4 +367,60 @@ def test_a_revised_reading_is_stored_and_a_repeated_one_is_not(
     t = totals(stream_db)
     assert (t[(counters.STORED, "")], t[(counters.DUPLICATE, "")]) == (2, 1)
     assert (t[(counters.OBSERVATIONS_STORED, "")], t[(counters.OBSERVATIONS_DUPLICATE, "")]) == (3, 3)
+    assert_identity(t)
+
+
+def test_entity_creates_redelivered_after_a_crash_are_created_once(
+    stream_db: str, mqtt_url: str, topic_prefix: str, monkeypatch: Any
+) -> None:
+    """SensorThings creates that are more than readings (here: with validTime) go to the entity writer,
+    which makes a new Observation each time it runs: only the delivery log keeps a redelivery (DUP set)
+    of one that was committed from being created again."""
+    from api.mqtt.creates import MqttCreates
+    from ingest.mqtt import MqttEdge
+    from tests.conftest import wait_until
+
+    prefix = topic_prefix + "/"
+    worker = f"crash-{topic_prefix}"
+    with psycopg.connect(stream_db) as conn:  # a device placed on the map, so a FeatureOfInterest can be made
+        import_provisioning(conn, Provisioning.model_validate(PLACED))
+        row = conn.execute(
+            "SELECT d.id FROM datastreams d JOIN devices v ON v.thing_id = d.thing_id"
+            " WHERE v.id = '13597771' AND d.property_key = 'pm10'"
+        ).fetchone()
+    assert row is not None
+    ds = row[0]
+    creates = [
+        streams.Message(
+            f"{prefix}v1.1/Datastreams({ds})/Observations",
+            orjson.dumps(
+                {"phenomenonTime": f"2025-03-04T08:{i:02}:00Z", "result": 10 + i,
+                 "validTime": "2025-03-04T08:00:00Z/2025-03-04T09:00:00Z"}
+            ),
+            "sta",
+            i,
+            1,
+        )
+        for i in range(20)
+    ]  # fmt: skip
+    with monkeypatch.context() as patch:
+        patch.setattr(MqttEdge, "ack", lambda self, delivery: True)  # committed, then "crashed" before PUBACK
+        with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker, creates=MqttCreates()):
+            streams.publish(mqtt_url, creates)
+            _wait_received(stream_db, len(creates), wait_until)
+    with running_ingest(stream_db, mqtt_url, topic_prefix=prefix, worker=worker, creates=MqttCreates()):
+        _wait_received(stream_db, 2 * len(creates), wait_until)
+    with psycopg.connect(stream_db) as conn:
+        stored = conn.execute(
+            "SELECT result_number, valid_time_start, quality_flags FROM observations WHERE datastream_id = %s"
+            " ORDER BY phenomenon_time",
+            (ds,),
+        ).fetchall()
+    assert [r[0] for r in stored] == [10.0 + i for i in range(20)]
+    assert all(r[1] is not None for r in stored)  # validTime kept: the entity writer stored them
+    assert all(r[2] for r in stored)  # normalised as a vocabulary Datastream (stale_time, low-cost sensor …)
+    t = totals(stream_db)
+    assert t[(counters.RECEIVED, "")] == 2 * len(creates)
+    assert t[(counters.STORED, "")] == t[(counters.DUPLICATE, "")] == len(creates)
+    assert t[(counters.OBSERVATIONS_STORED, "")] == len(creates)
     assert_identity(t)
