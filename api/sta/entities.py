@@ -417,9 +417,11 @@ def render_property(entity: EntityType, prop: Property, alias: str) -> sql.Compo
     if entity.name == "Observation" and prop.name == "resultQuality":
         return _result_quality(alias)
     if prop.type is PropType.RESULT:
+        # result_json first: it holds an object or array, or the exact digits of an integer too large for
+        # result_number's double (kept there too, rounded, for filters and aggregates: body.result_columns)
         n, b, t, j = (col(alias, x) for x in RESULT_COLUMNS)
-        return sql.SQL("coalesce(to_json({})::text, to_json({})::text, to_json({})::text, {}::text, 'null')").format(
-            n, b, t, j
+        return sql.SQL("coalesce({}::text, to_json({})::text, to_json({})::text, to_json({})::text, 'null')").format(
+            j, n, b, t
         )
     if prop.type is PropType.STRING:
         return sql.SQL("coalesce(to_json({})::text, 'null')").format(c)

@@ -77,11 +77,22 @@ def _time(where: str, value: Any, *, interval: bool | None) -> tuple[datetime, d
     return start, end
 
 
+EXACT_INTEGERS = 2**53  # a double holds every integer up to this one exactly
+
+
 def result_columns(value: Any) -> dict[str, Any]:
-    """An Observation result into the typed result columns (the others set to NULL)."""
+    """An Observation result into the typed result columns (the others set to NULL).
+
+    An integer a double cannot hold exactly (beyond 2**53, such as a 64-bit counter or the OGC
+    suite's random ``long`` results) keeps its digits in ``result_json`` and its rounded value in
+    ``result_number``, so it reads back as sent and still takes part in numeric filters.
+    """
     columns: dict[str, Any] = dict.fromkeys(em.RESULT_COLUMNS)
     if isinstance(value, bool):
         columns["result_boolean"] = value
+    elif isinstance(value, int) and not -EXACT_INTEGERS <= value <= EXACT_INTEGERS:
+        columns["result_number"] = float(value)
+        columns["result_json"] = Jsonb(value)
     elif isinstance(value, int | float):
         columns["result_number"] = float(value)
     elif isinstance(value, str):

@@ -483,3 +483,23 @@ def test_post_under_a_parent_that_does_not_exist_is_404(client: TestClient, path
     parent, child = path.split("/")
     assert response.json()["message"] == f"no entity at {parent}"
     assert get(client, child)["value"] == []  # nothing was created
+
+
+@pytest.mark.parametrize("result", [-(2**63), 2**53 + 1, 4611686018427387904 + 7, 2**63 - 1])
+def test_integers_a_double_cannot_hold_come_back_exactly(client: TestClient, result: int) -> None:
+    """The OGC suite creates Observations with random 64-bit results and compares them as sent."""
+    thing = post(client, "Things", thing_body())
+    ds = get(client, f"Things({thing['@iot.id']})/Datastreams")["value"][0]["@iot.id"]
+    created = post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-02-01T00:00:00Z",
+                                                               "result": result})  # fmt: skip
+    path = f"Observations({created['@iot.id']})"
+    assert created["result"] == result and get(client, path)["result"] == result
+    assert client.get(f"/v1.1/{path}/result/$value").text == str(result)
+    page = get(client, f"Datastreams({ds})/Observations?$resultFormat=dataArray")["value"][0]
+    assert [row[page["components"].index("result")] for row in page["dataArray"]][-1] == result
+    # the rounded double takes part in numeric filters and ordering
+    near = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": f"result eq {float(result)!r}"})
+    near = near.json()["value"]
+    assert [o["@iot.id"] for o in near] == [created["@iot.id"]]
+    client.patch(f"/v1.1/{path}", json={"result": 5})
+    assert get(client, path)["result"] == 5  # an update clears the exact digits with the rest
