@@ -80,6 +80,7 @@ class Typed:
     is_id: bool = False
     constant: bool = False  # a literal or now(): never null, so a comparison with it needs no null rule
     offset: int | None = None  # a date-time literal's UTC offset in minutes (stored times are UTC)
+    closed_end: bool = False  # time_object: the end is a reading's own time (a Datastream's span), not past it
 
 
 @dataclass(slots=True)
@@ -222,7 +223,7 @@ class ExprBuilder:
         c = em.col(alias, prop.column)
         if em.is_span(entity, prop):
             first, last = em.datastream_span(alias)
-            return Typed(first, "time_object", end=last, alias=alias, prop=prop, column=p.column)
+            return Typed(first, "time_object", end=last, alias=alias, prop=prop, column=p.column, closed_end=True)
         t = prop.type
         if t is PropType.STRING:
             return Typed(c, "string", alias=alias, prop=prop, column=p.column)
@@ -468,7 +469,17 @@ class ExprBuilder:
         return Typed(self.params.add(value, "timestamptz"), "datetime", column=x.column, constant=True)
 
     def _compare_time(self, op: str, left: Typed, right: Typed) -> sql.Composable:
-        """Time objects: an interval is before X when it ends before X, after X when it starts after X."""
+        """Time objects, with intervals half-open (start inclusive, end exclusive; an instant is both):
+
+        * ``a lt b``: a ends no later than b starts, and starts before it (an hour 10:00/11:00 is
+          before 11:00); ``a gt b`` is ``b lt a``;
+        * ``a le b``: a starts and ends no later than b does; ``a ge b`` is ``b le a``;
+        * ``eq``: the same instant, or the same interval.
+
+        With an instant on one side these reduce to plain comparisons of the other side's bounds.
+        A Datastream's phenomenonTime and resultTime span the times of its Observations: they end
+        with the last one, included (a Datastream whose last reading is at X is not before X).
+        """
         if left.type != "time_object":
             left, right = right, left
             op = {"gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}.get(op, op)
@@ -480,14 +491,21 @@ class ExprBuilder:
             if right.type == "time_object" and right.end is not None
             else right.expr
         )
+        instant = right.type != "time_object"
         if op == "gt":
-            return sql.SQL("({} > {})").format(start, other_end)
+            if instant:
+                return sql.SQL("({} > {})").format(start, other_start)
+            before = sql.SQL("<" if right.closed_end else "<=")
+            return sql.SQL("({os} < {s} AND {oe} {b} {s})").format(s=start, os=other_start, oe=other_end, b=before)
         if op == "ge":
-            return sql.SQL("({} >= {})").format(start, other_end)
-        if op == "lt":  # the start bound repeats the end bound so the (datastream, time) index serves it
-            return sql.SQL("({s} < {o} AND {e} < {o})").format(s=start, e=end, o=other_start)
+            if instant:
+                return sql.SQL("({} >= {})").format(start, other_start)
+            return sql.SQL("({os} <= {s} AND {oe} <= {e})").format(s=start, e=end, os=other_start, oe=other_end)
+        if op == "lt":  # the start bound comes first so the (datastream, time) index serves it
+            before = sql.SQL("<" if left.closed_end else "<=")
+            return sql.SQL("({s} < {os} AND {e} {b} {os})").format(s=start, e=end, os=other_start, b=before)
         if op == "le":
-            return sql.SQL("({s} <= {o} AND {e} <= {o})").format(s=start, e=end, o=other_start)
+            return sql.SQL("({s} <= {os} AND {e} <= {oe})").format(s=start, e=end, os=other_start, oe=other_end)
         same = sql.SQL("({} = {} AND {} = {})").format(start, other_start, end, other_end)
         return same if op == "eq" else sql.SQL("(NOT coalesce({}, false))").format(same)
 

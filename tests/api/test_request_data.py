@@ -96,10 +96,19 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Datastreams(1)/Observations", "resultTime le 2024-01-01T00:05:00Z", [1]),
     ("/Datastreams(1)/Observations", "phenomenonTime gt '2024-01-01T22:00:00.000Z'", [24]),
     ("/HistoricalLocations", "time lt '2024-01-01T00:00:00.000Z'", [3]),
-    # time intervals: before X when they end before X, after X when they start after it
+    # time intervals are half-open: before X when they end at X or earlier, after X when they start after it
     ("/Datastreams(2)/Observations", "phenomenonTime le 2024-01-01T01:00:00Z", [101]),
     ("/Datastreams(2)/Observations", "phenomenonTime lt 2024-01-01T01:30:00Z", [101]),
+    ("/Datastreams(2)/Observations", "phenomenonTime lt 2024-01-01T01:00:00Z", [101]),
+    ("/Datastreams(2)/Observations", "2024-01-01T01:00:00Z gt phenomenonTime", [101]),
+    ("/Datastreams(2)/Observations", "phenomenonTime lt 2024-01-01T00:59:59Z", []),
+    ("/Datastreams(2)/Observations", "phenomenonTime gt 2024-01-01T01:00:00Z", [103]),
     ("/Datastreams(2)/Observations", "phenomenonTime ge 2024-01-01T01:00:00Z", [102, 103]),
+    ("/Datastreams(2)/Observations", "not phenomenonTime lt 2024-01-01T02:00:00Z", [103]),
+    # two time objects: validTime [00:00, next day) starts with phenomenonTime [00:00, 01:00) and ends later
+    ("/Datastreams(2)/Observations", "validTime ge phenomenonTime", [101]),
+    ("/Datastreams(2)/Observations", "phenomenonTime le validTime", [101]),
+    ("/Datastreams(2)/Observations", "phenomenonTime lt validTime or phenomenonTime gt validTime", []),
     ("/Datastreams(2)/Observations", "validTime eq null", [102, 103]),
     # Datastream 2 ends on 2024-01-02; 1 and 3 lie within the day
     ("/Datastreams", "phenomenonTime ge 2024-01-01T00:00:00Z and phenomenonTime le 2024-01-01T23:00:00Z", [1, 3]),
