@@ -129,6 +129,15 @@ class ExprContext:
 
 
 _CMP = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _is_null_test(node: ast.Expr) -> bool:
+    """``x eq null`` (or ``ge``/``le``, which mean ``eq`` with a null), either way round."""
+    if not isinstance(node, ast.Binary) or node.op not in ("eq", "ge", "le"):
+        return False
+    return any(isinstance(side, ast.Literal) and side.kind == "null" for side in (node.left, node.right))
+
+
 _ARITH = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
 _NUMERIC = ("number", "int")
 
@@ -359,7 +368,13 @@ class ExprBuilder:
                 return sql.SQL("(NOT {})").format(self.boolean(node.operand, entity, alias, outer))
         ctx = outer or ExprContext(self)
         predicate = self.predicate(node, entity, alias, ctx)
-        return predicate if outer is not None else ctx.wrap_exists(predicate)
+        if outer is not None:
+            return predicate
+        if ctx.hops and _is_null_test(node):
+            # `Datastreams/id eq null`: as through an outer join, an entity with no related entity
+            # has a null there (Things without Datastreams), besides those whose related value is null
+            return sql.SQL("({} OR NOT {})").format(ctx.wrap_exists(predicate), ctx.wrap_exists(sql.SQL("TRUE")))
+        return ctx.wrap_exists(predicate)
 
     def predicate(self, node: ast.Expr, entity: EntityType, alias: str, ctx: ExprContext) -> sql.Composable:
         if isinstance(node, ast.Binary) and node.op in _CMP:

@@ -131,7 +131,11 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     # a JSON value that is not a boolean is no truth value: left out with or without not
     ("/Things", "properties/case", []),
     ("/Things", "not properties/case", []),
-    # paths through navigation properties
+    # paths through navigation properties; a null test also finds entities with no related entity
+    ("/Datastreams", "Observations/id eq null", [4]),
+    ("/Datastreams", "Observations/id ne null", [1, 2, 3]),
+    ("/Datastreams", "null eq Observations/result", [2, 4]),  # 2 has an Observation without a result
+    ("/Datastreams", "not (Observations/id eq null)", [1, 2, 3]),
     ("/Observations", "Datastream/ObservedProperty/name eq 'PM2.5'", [101, 102, 103]),
     ("/Observations", "Datastream/Thing/properties/stationKind eq 'low-cost'", [201, 202, 203, 204]),
     ("/Datastreams", "Thing/properties/stationKind eq 'reference'", [1, 2]),
