@@ -17,7 +17,7 @@ from api.aggregates import router as aggregates_router
 from api.head import HeadAsGet
 from api.mqtt.notifier import MqttOptions, Notifier
 from api.sta.routes import PREFIX, StaContext, build_router
-from api.sta.translate import Limits, ServerFeatures, Translator
+from api.sta.translate import Limits
 from api.write.batch import build_batch_router
 from api.write.data_array import build_data_array_router
 from api.write.routes import build_write_router
@@ -79,13 +79,8 @@ def create_app(
         app.state.notify = None
         notifier: Notifier | None = None
         try:
-            with pool.connection(timeout=30) as conn:
-                features = detect(conn)
-            translator = Translator(
-                ServerFeatures(postgis=features.postgis_installed is not None),
-                Limits(default_top=min(default_top, max_top), max_top=max_top, max_entities=max_entities),
-            )
-            app.state.sta = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
+            limits = Limits(default_top=min(default_top, max_top), max_top=max_top, max_entities=max_entities)
+            app.state.sta = StaContext.for_server(pool, public_url.rstrip("/") + PREFIX, limits)
             if mqtt is not None:
                 notifier = mqtt.notifier(lambda: app.state.sta)
                 notifier.start()

@@ -370,6 +370,10 @@ class ObservationWriter:
                     raise
                 result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
                 continue
+            except Exception as exc:  # a bug must not stop the worker, nor come back on every restart
+                log.exception("unexpected error creating the entities of a message on %s", m.topic)
+                result.rejections[i] = Rejection(MALFORMED, f"internal error {type(exc).__name__}: {exc}")
+                continue
             created[i] = count
             result.announce.append(announce)
         return created

@@ -15,7 +15,6 @@ own writes (entity set, entity and collection topics, as a GET shows them).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,8 +30,6 @@ from api.write.routes import plan_create
 from api.write.writer import Changes, WriteError, Writer
 from store import sta_write
 from store.observations import CreateRefused, IncomingMessage, Rejection
-
-log = logging.getLogger(__name__)
 
 # quarantine reasons (ingest.types), by what went wrong
 MALFORMED = "malformed"
@@ -109,17 +106,13 @@ def mqtt_creates(
         return
     from api.mqtt.notifier import MqttOptions
     from api.sta.routes import PREFIX, StaContext
-    from api.sta.translate import Limits, ServerFeatures, Translator
+    from api.sta.translate import Limits
     from store.db import create_pool
-    from store.features import detect
     from store.sta import configure_connection
 
     pool = create_pool(database_url, min_size=1, max_size=2, name="ingest-creates", configure=configure_connection)
     try:
-        with pool.connection(timeout=30) as conn:
-            features = detect(conn)
-        translator = Translator(ServerFeatures(postgis=features.postgis_installed is not None), Limits(100, 10_000))
-        context = StaContext.create(pool, translator, public_url.rstrip("/") + PREFIX)
+        context = StaContext.for_server(pool, public_url.rstrip("/") + PREFIX, Limits(100, 10_000))
         notifier = MqttOptions(url=mqtt_url, endpoint=mqtt_url, topic_prefix=topic_prefix).notifier(lambda: context)
         notifier.start()
         try:

@@ -30,9 +30,10 @@ from api.sta import links, render, shapes
 from api.sta.odata import ast
 from api.sta.odata.parser import QueryError, canonical_option, parse_query_options
 from api.sta.resource_path import ResourcePath, parse_resource_path
-from api.sta.translate import NotImplementedQuery, PathNotFound, Translator
+from api.sta.translate import Limits, NotImplementedQuery, PathNotFound, ServerFeatures, Translator
 from api.sta.translate import Query as SqlQuery
 from store import sta as store
+from store.features import detect
 
 VERSION = "v1.1"
 PREFIX = f"/{VERSION}"
@@ -60,6 +61,14 @@ class StaContext:
     @classmethod
     def create(cls, pool: ConnectionPool, translator: Translator, base_url: str, cache_size: int = 256) -> StaContext:
         return cls(pool, translator, base_url, Planner(translator, base_url, cache_size))
+
+    @classmethod
+    def for_server(cls, pool: ConnectionPool, base_url: str, limits: Limits) -> StaContext:
+        """The context for the server behind ``pool``: its translator knows whether PostGIS is there."""
+        with pool.connection(timeout=30) as conn:
+            features = detect(conn)
+        translator = Translator(ServerFeatures(postgis=features.postgis_installed is not None), limits)
+        return cls.create(pool, translator, base_url)
 
 
 def _context(request: Request) -> StaContext:

@@ -14,7 +14,7 @@ from schemas import quality
 from schemas.observation import NormalisedObservation
 from schemas.provisioning import Provisioning
 from store import counters
-from store.observations import IncomingMessage, ObservationWriter, Outcome, Rejection
+from store.observations import CreateRefused, IncomingMessage, ObservationWriter, Outcome, Rejection
 from store.provisioning import import_provisioning, load_bindings
 
 T0 = datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
@@ -476,3 +476,69 @@ def test_the_dedup_key_is_the_documented_hash(migrated_db: str) -> None:
                     "SELECT observation_dedup_key(%s::float8, %s::bool, %s::text, %s::jsonb, %s::timestamptz)", args
                 ).fetchone()
                 assert row == (key,), args
+
+
+class _Creates:
+    """An EntityCreates that makes one Observation per message with SQL of its own, or fails as told."""
+
+    def __init__(self, ds: int) -> None:
+        self.ds = ds
+
+    def create(self, conn: psycopg.Connection[Any], message: IncomingMessage) -> tuple[int, object]:
+        body = orjson.loads(message.payload)
+        if body.get("fail") == "refused":
+            raise CreateRefused(Rejection("malformed", "no FeatureOfInterest with @iot.id 9"))
+        if body.get("fail") == "bug":
+            raise KeyError("a bug")
+        conn.execute(
+            "INSERT INTO observations (datastream_id, phenomenon_time, received_at, result_number, quality_flags)"
+            " VALUES (%s, %s, %s, %s, 0)",
+            (self.ds, T0 + timedelta(minutes=body["minute"]), message.received_at, body["result"]),
+        )
+        return 1, ("announce", body["minute"])
+
+
+def test_entity_creates_are_written_in_the_batch_and_their_failures_quarantined(db: tuple[str, Any]) -> None:
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+    writer = ObservationWriter.connect(url, "worker-c", _Creates(pm10))
+    path = f"Datastreams({pm10})/Observations"
+
+    def create(pid: int, body: dict[str, Any], *, redelivered: bool = False) -> IncomingMessage:
+        return IncomingMessage(f"v1.1/{path}", orjson.dumps(body), T0, packet_id=pid, redelivered=redelivered,
+                               create=path)  # fmt: skip
+
+    reading = IncomingMessage("v1.1/x", b"{}", T0, observations=[_obs(pm10, T0, 1.0)], packet_id=5)
+    batch = [create(1, {"minute": 1, "result": 11}), create(2, {"fail": "refused"}), create(3, {"fail": "bug"}),
+             reading, create(4, {"minute": 4, "result": 14})]  # fmt: skip
+    try:
+        first = writer.write(batch)
+        # the broker resends the first create (DUP): the delivery log knows it was committed
+        again = writer.write([create(1, {"minute": 1, "result": 11}, redelivered=True)])
+        # a new message that reuses the packet id after the first was acknowledged is created
+        fresh = writer.write([create(1, {"minute": 7, "result": 17})])
+    finally:
+        writer.close()
+    assert first.outcomes == [Outcome.STORED, Outcome.QUARANTINED, Outcome.QUARANTINED, Outcome.STORED,
+                              Outcome.STORED]  # fmt: skip
+    assert first.announce == [("announce", 1), ("announce", 4)]
+    assert first.rejections[1].detail == "no FeatureOfInterest with @iot.id 9"
+    assert first.rejections[2].detail == "internal error KeyError: 'a bug'"
+    assert again.outcomes == [Outcome.DUPLICATE] and again.announce == []
+    assert fresh.outcomes == [Outcome.STORED]
+    assert sorted(r[2] for r in _rows(url)) == [1.0, 11.0, 14.0, 17.0]
+    with psycopg.connect(url) as conn:
+        assert [r[0] for r in conn.execute("SELECT reason FROM quarantine ORDER BY id")] == ["malformed"] * 2
+    t = _totals(url)
+    assert t[(counters.RECEIVED, "")] == 7 and t[(counters.STORED, "")] == 4 and t[(counters.DUPLICATE, "")] == 1
+    assert t[(counters.OBSERVATIONS_STORED, "")] == 4 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 1
+    _identity(t)
+
+
+def test_without_entity_creates_a_create_is_quarantined(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    url, streams = db
+    path = f"Datastreams({streams['13597771']['pm10']})/Observations"
+    result = writer.write([IncomingMessage(f"v1.1/{path}", b'{"result": 1}', T0, packet_id=1, create=path)])
+    assert result.outcomes == [Outcome.QUARANTINED]
+    assert result.rejections[0].detail == "this writer takes readings only (no entity creates)"
+    assert _rows(url) == []
