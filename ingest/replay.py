@@ -100,7 +100,7 @@ def replay(
                     report.duplicate += 1
                 else:
                     report.still_failing[result.rejections[i].reason] += 1
-            report.observations_stored += len(result.new)
+            report.observations_stored += result.tally[(counters.REPLAY_OBSERVATIONS_STORED, "")]
     finally:
         writer.close()
         registry.close()

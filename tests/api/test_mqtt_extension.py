@@ -416,3 +416,40 @@ def test_a_create_over_mqtt_the_data_cannot_take_is_quarantined_with_its_reason(
         assert (row.topic, row.reason) == (topic, reason)
         assert detail in row.error and orjson.loads(row.payload) == body
     assert get(client, f"Datastreams({ds})/Observations?$count=true&$top=0")["@iot.count"] == 1  # thing_body's own
+
+
+def test_a_quarantined_create_is_created_once_by_replay_after_the_cause_is_fixed(
+    mosquitto: tuple[TestClient, str, str], migrated_db: str
+) -> None:
+    """A create that could not be carried out (its Thing had no Location to make a FeatureOfInterest
+    from) waits in the quarantine; once the Thing has a Location, a replay creates it, once."""
+    from api.mqtt.creates import MqttCreates
+    from ingest.decode import load_models
+    from ingest.replay import replay
+    from ingest.sources import load_sources
+    from store import quarantine
+    from tests.ingest_runtime.conftest import running_ingest
+
+    client, url, prefix = mosquitto
+    body = thing_body()
+    del body["Locations"], body["Datastreams"][0]["Observations"]
+    thing = post(client, "Things", body)["@iot.id"]
+    ds = get(client, f"Things({thing})/Datastreams")["value"][0]["@iot.id"]
+    create = {"phenomenonTime": "2024-04-01T00:00:00Z", "result": 3, "validTime": "2024-04-01T00:00Z/2024-04-02T00:00Z"}
+    with running_ingest(migrated_db, url, topic_prefix=prefix, creates=MqttCreates()), Listener(url) as publisher:
+        publisher.publish(f"{prefix}v1.1/Datastreams({ds})/Observations", create)
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            assert wait_until(lambda: len(quarantine.list_messages(conn)) == 1, timeout=30)
+            assert "has no Location" in quarantine.list_messages(conn)[0].error
+    location = {"name": "here", "description": "d", "encodingType": "application/geo+json", "location": POINT}
+    post(client, f"Things({thing})/Locations", location)
+
+    def again() -> Any:
+        return replay(migrated_db, load_sources(), load_models(), topic_prefix=prefix, creates=MqttCreates())
+
+    first, second = again(), again()
+    assert (first.stored, first.observations_stored, dict(first.still_failing)) == (1, 1, {})
+    assert (second.replayed, dict(second.still_failing)) == (0, {})
+    [stored] = get(client, f"Datastreams({ds})/Observations?$expand=FeatureOfInterest")["value"]
+    assert stored["result"] == 3 and stored["validTime"] == "2024-04-01T00:00:00Z/2024-04-02T00:00:00Z"
+    assert stored["FeatureOfInterest"]["feature"] == POINT
