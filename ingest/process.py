@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ingest._build import raw_message
@@ -23,6 +23,7 @@ from ingest.registry import Registry, RegistryUnavailable
 from ingest.sources import Source, SourceSet
 from ingest.types import MALFORMED, DeviceBinding, IngestError, MappingError, NoSource, RawMessage
 from schemas.device_models import DeviceModel
+from schemas.observation import NormalisedObservation
 from store.observations import IncomingMessage, Rejection
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Processor:
             decoded = decode_message(local, source, self.registry.model_of, self.models)
             device_id = decoded.device_id
             create: str | None = None
+            observations: Sequence[NormalisedObservation] = ()
             if source.envelope == "sta":
                 if decoded.meta.get("iot_id") is not None:
                     return None
@@ -169,20 +171,13 @@ class Processor:
                 if source.envelope == "sta" and not binding.datastreams:
                     # a Datastream a client made for its own property: results as given, by the entity writer
                     create = sta.resource_path(topic)
-            if create is not None:
-                return IncomingMessage(
-                    topic=raw.topic,
-                    payload=raw.payload,
-                    received_at=raw.received_at,
-                    source=source.name,
-                    device_id=device_id,
-                    packet_id=packet_id,
-                    redelivered=redelivered,
-                    create=create,
-                )
-            if binding.device_id not in self.seeded:
-                self.seed((binding,))
-            result = normalise(decoded, binding, raw.received_at, self.state, window=source.window)
+            if create is None:
+                if binding.device_id not in self.seeded:
+                    self.seed((binding,))
+                result = normalise(decoded, binding, raw.received_at, self.state, window=source.window)
+                if result.unmapped:
+                    self.unmapped.add(binding.model.key, result.unmapped)
+                observations = result.observations
         except RegistryUnavailable:
             raise
         except IngestError as exc:
@@ -191,17 +186,16 @@ class Processor:
             log.exception("unexpected error decoding a message on %s", raw.topic)
             detail = f"internal error {type(exc).__name__}: {exc}"
             return self._rejected(raw, MALFORMED, detail, source, device_id, packet_id, redelivered)
-        if result.unmapped:
-            self.unmapped.add(binding.model.key, result.unmapped)
         return IncomingMessage(
             topic=raw.topic,
             payload=raw.payload,
             received_at=raw.received_at,
-            observations=result.observations,
+            observations=observations,
             source=source.name,
             device_id=device_id,
             packet_id=packet_id,
             redelivered=redelivered,
+            create=create,
         )
 
     @staticmethod
