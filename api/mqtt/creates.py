@@ -28,12 +28,9 @@ from api.sta.translate import PathNotFound
 from api.write.body import BodyError
 from api.write.routes import plan_create
 from api.write.writer import Changes, WriteError, Writer
+from ingest.types import MALFORMED, UNKNOWN_DEVICE
 from store import sta_write
 from store.observations import CreateRefused, IncomingMessage, Rejection
-
-# quarantine reasons (ingest.types), by what went wrong
-MALFORMED = "malformed"
-UNKNOWN_DEVICE = "unknown_device"
 
 
 def _refused(reason: str, detail: str) -> CreateRefused:

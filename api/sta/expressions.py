@@ -129,6 +129,8 @@ class ExprContext:
 
 
 _CMP = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_ARITH = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
+_NUMERIC = ("number", "int")
 
 
 def _is_null_test(node: ast.Expr) -> bool:
@@ -136,10 +138,6 @@ def _is_null_test(node: ast.Expr) -> bool:
     if not isinstance(node, ast.Binary) or node.op not in ("eq", "ge", "le"):
         return False
     return any(isinstance(side, ast.Literal) and side.kind == "null" for side in (node.left, node.right))
-
-
-_ARITH = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%"}
-_NUMERIC = ("number", "int")
 
 
 def _err(message: str, column: int, cls: type[QueryError] = QueryError) -> QueryError:
