@@ -50,7 +50,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 from schemas import quality
 from schemas.observation import NormalisedObservation
 from store import counters, quarantine
-from store.db import is_data_error
+from store.db import is_data_error, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,9 @@ class ObservationWriter:
                 result.rejections[i] = exc.rejection
                 continue
             except _REFUSALS as exc:
-                if not is_data_error(exc):
+                # what clears with time is retried with the batch; anything else the database says
+                # about a client's entities (PostGIS refusing a shape, a constraint) is this message's
+                if is_transient(exc):
                     raise
                 result.rejections[i] = Rejection(STORE_REJECTED, f"{type(exc).__name__}: {exc}".strip())
                 continue

@@ -144,23 +144,25 @@ def geojson_problem(value: Any) -> str | None:
     Checks what PostGIS's ST_GeomFromGeoJSON needs (known types, coordinates nested to the
     type's depth, positions of two or more numbers), no more: rings need not be closed.
     """
-    todo: list[Any] = [value]
+    todo: list[tuple[Any, bool]] = [(value, False)]  # (object, whether only a geometry may stand there)
     while todo:  # bounded: _check_text has refused values nested deeper than MAX_DEPTH
-        item = todo.pop()
+        item, geometry = todo.pop()
         if not isinstance(item, dict) or not isinstance(item.get("type"), str):
             return "expected a GeoJSON object with a type"
         kind = item["type"]
+        if geometry and kind in ("Feature", "FeatureCollection"):
+            return f"a GeoJSON {kind} cannot stand where a geometry is expected"
         if kind == "Feature":
             if item.get("geometry") is not None:
-                todo.append(item.get("geometry"))
+                todo.append((item.get("geometry"), True))
         elif kind == "FeatureCollection":
             if not isinstance(item.get("features"), list):
                 return "a GeoJSON FeatureCollection needs a list of features"
-            todo.extend(item["features"])
+            todo.extend((feature, False) for feature in item["features"])
         elif kind == "GeometryCollection":
             if not isinstance(item.get("geometries"), list):
                 return "a GeoJSON GeometryCollection needs a list of geometries"
-            todo.extend(item["geometries"])
+            todo.extend((member, True) for member in item["geometries"])
         elif kind in GEOMETRY_NESTING:
             if not _coordinates_fit(item.get("coordinates"), GEOMETRY_NESTING[kind]):
                 return f"a GeoJSON {kind} needs coordinates: " + "arrays of " * GEOMETRY_NESTING[kind] + "[x, y]"

@@ -211,6 +211,11 @@ def test_invalid_bodies_are_400_and_say_where(
         ("POINT(8 53)", "expected a GeoJSON object with a type"),
         ({"type": "GeometryCollection", "geometries": [{"type": "Point"}]},
          "a GeoJSON Point needs coordinates: [x, y]"),
+        ({"type": "GeometryCollection", "geometries": [{"type": "Feature", "geometry": None}]},
+         "a GeoJSON Feature cannot stand where a geometry is expected"),
+        ({"type": "Feature", "geometry": {"type": "FeatureCollection", "features": []}},
+         "a GeoJSON FeatureCollection cannot stand where a geometry is expected"),
+        ({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None}]}, None),
     ],
 )  # fmt: skip
 def test_geojson_problems_are_named(value: Any, problem: str | None) -> None:

@@ -490,6 +490,8 @@ class _Creates:
             raise CreateRefused(Rejection("malformed", "no FeatureOfInterest with @iot.id 9"))
         if body.get("fail") == "bug":
             raise KeyError("a bug")
+        if body.get("fail") == "sql":  # refused by the database, neither data nor an outage (PostGIS: XX000)
+            conn.execute("SELECT * FROM no_such_table")
         conn.execute(
             "INSERT INTO observations (datastream_id, phenomenon_time, received_at, result_number, quality_flags)"
             " VALUES (%s, %s, %s, %s, 0)",
@@ -510,7 +512,7 @@ def test_entity_creates_are_written_in_the_batch_and_their_failures_quarantined(
 
     reading = IncomingMessage("v1.1/x", b"{}", T0, observations=[_obs(pm10, T0, 1.0)], packet_id=5)
     batch = [create(1, {"minute": 1, "result": 11}), create(2, {"fail": "refused"}), create(3, {"fail": "bug"}),
-             reading, create(4, {"minute": 4, "result": 14})]  # fmt: skip
+             reading, create(4, {"minute": 4, "result": 14}), create(6, {"fail": "sql"})]  # fmt: skip
     try:
         first = writer.write(batch)
         # the broker resends the first create (DUP): the delivery log knows it was committed
@@ -520,17 +522,19 @@ def test_entity_creates_are_written_in_the_batch_and_their_failures_quarantined(
     finally:
         writer.close()
     assert first.outcomes == [Outcome.STORED, Outcome.QUARANTINED, Outcome.QUARANTINED, Outcome.STORED,
-                              Outcome.STORED]  # fmt: skip
+                              Outcome.STORED, Outcome.QUARANTINED]  # fmt: skip
     assert first.announce == [("announce", 1), ("announce", 4)]
     assert first.rejections[1].detail == "no FeatureOfInterest with @iot.id 9"
     assert first.rejections[2].detail == "internal error KeyError: 'a bug'"
+    assert first.rejections[5].reason == "store_rejected" and "no_such_table" in first.rejections[5].detail
     assert again.outcomes == [Outcome.DUPLICATE] and again.announce == []
     assert fresh.outcomes == [Outcome.STORED]
     assert sorted(r[2] for r in _rows(url)) == [1.0, 11.0, 14.0, 17.0]
     with psycopg.connect(url) as conn:
-        assert [r[0] for r in conn.execute("SELECT reason FROM quarantine ORDER BY id")] == ["malformed"] * 2
+        reasons = [r[0] for r in conn.execute("SELECT reason FROM quarantine ORDER BY id")]
+        assert reasons == ["malformed", "malformed", "store_rejected"]
     t = _totals(url)
-    assert t[(counters.RECEIVED, "")] == 7 and t[(counters.STORED, "")] == 4 and t[(counters.DUPLICATE, "")] == 1
+    assert t[(counters.RECEIVED, "")] == 8 and t[(counters.STORED, "")] == 4 and t[(counters.DUPLICATE, "")] == 1
     assert t[(counters.OBSERVATIONS_STORED, "")] == 4 and t[(counters.OBSERVATIONS_DUPLICATE, "")] == 1
     _identity(t)
 
