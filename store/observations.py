@@ -19,7 +19,9 @@ Per batch, in one transaction:
    transaction, so they too are acknowledged only once committed; the delivery log keeps a
    redelivered one from being created twice;
 4. undecodable messages go to the quarantine;
-5. the worker's counters (``store.counters``) and its batch number are updated.
+5. the Datastreams of the new readings are widened over them (``store.datastream_spans``:
+   phenomenonTime, resultTime, observedArea), and the worker's counters (``store.counters``)
+   and its batch number are updated.
 
 The caller acknowledges the batch's MQTT messages only after :meth:`ObservationWriter.write`
 returned, i.e. after COMMIT. A database error that one message's data causes (a constraint, a
@@ -49,7 +51,7 @@ from psycopg.types.json import Jsonb, set_json_dumps, set_json_loads
 
 from schemas import quality
 from schemas.observation import NormalisedObservation
-from store import counters, quarantine
+from store import counters, datastream_spans, quarantine
 from store.db import is_data_error, is_transient
 
 log = logging.getLogger(__name__)
@@ -344,7 +346,26 @@ class ObservationWriter:
         new_per_message.update(self._create(messages, already, result))
         self._quarantine(messages, already, result)
         self._account(messages, observations, new_per_message, already, result)
+        self._widen(result.new)
         return result
+
+    def _widen(self, new: Sequence[NewObservation]) -> None:
+        """Keep the Datastreams' phenomenonTime, resultTime and observedArea over the new readings.
+
+        One statement per batch, at the end of its transaction: the row locks it takes on the
+        Datastreams (in id order) are held only until the commit that follows. Entity creates
+        widened theirs already.
+        """
+        if not new:
+            return
+        observations = [n.observation for n in new]
+        datastream_spans.widen(
+            self.conn,
+            [o.datastream_id for o in observations],
+            [o.phenomenon_time for o in observations],
+            [o.phenomenon_time_end for o in observations],
+            [o.result_time for o in observations],
+        )
 
     def _create(self, messages: Sequence[IncomingMessage], already: set[int], result: BatchResult) -> dict[int, int]:
         """Run the batch's entity creates, each on a savepoint; Observations created per message.

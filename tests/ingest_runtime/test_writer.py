@@ -546,3 +546,33 @@ def test_without_entity_creates_a_create_is_quarantined(db: tuple[str, Any], wri
     assert result.outcomes == [Outcome.QUARANTINED]
     assert result.rejections[0].detail == "this writer takes readings only (no entity creates)"
     assert _rows(url) == []
+
+
+def test_each_batch_widens_its_datastreams_spans(db: tuple[str, Any], writer: ObservationWriter) -> None:
+    """A Datastream's phenomenonTime, resultTime and observedArea follow the readings ingest stores,
+    whether or not an API write set them before (the read side takes the kept columns when set)."""
+    url, streams = db
+    pm10 = streams["13597771"]["pm10"]
+
+    def spans() -> tuple[Any, ...]:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT phenomenon_time_start, phenomenon_time_end, result_time_start, result_time_end,"
+                " observed_area->>'type' FROM datastreams WHERE id = %s",
+                (pm10,),
+            ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    first = _obs(pm10, T0 + timedelta(minutes=5), 10.0)
+    late = NormalisedObservation(
+        datastream_id=pm10, phenomenon_time=T0, phenomenon_time_end=T0 + timedelta(hours=1), received_at=T0,
+        result=11.0, quality_flags=0, result_time=T0 + timedelta(hours=2),
+    )  # fmt: skip
+    writer.write([IncomingMessage("t", b"1", T0, observations=[first])])
+    assert spans()[:4] == (first.phenomenon_time, first.phenomenon_time, None, None)
+    assert spans()[4] == "Point"  # the Thing's Location, as ingest's readings have no feature of their own
+    writer.write([IncomingMessage("t", b"2", T0, observations=[late, _obs(pm10, T0 + timedelta(hours=5), 12.0)])])
+    assert spans()[:4] == (T0, T0 + timedelta(hours=5), T0 + timedelta(hours=2), T0 + timedelta(hours=2))
+    again = writer.write([IncomingMessage("t", b"3", T0, observations=[first])])  # a duplicate: nothing new
+    assert again.outcomes == [Outcome.DUPLICATE] and spans()[:2] == (T0, T0 + timedelta(hours=5))
