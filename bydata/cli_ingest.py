@@ -90,6 +90,31 @@ def ingest_service(settings: Settings, db_url: str, mqtt_url: str) -> Iterator[A
         )
 
 
+def _migrate_when_up(db_url: str, stop: threading.Event, retry_max_s: float) -> bool:
+    """Apply pending migrations, waiting for a database that is not up yet, as the worker waits for it.
+
+    False if asked to stop before the database came up.
+    """
+    import psycopg
+
+    from store.db import connect, is_transient
+    from store.migrations import upgrade
+
+    delay = 0.5
+    while True:
+        try:
+            with connect(db_url, connect_timeout=10) as conn:
+                upgrade(conn)
+            return True
+        except psycopg.Error as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("database unavailable at start (%s); retrying in %.1f s", str(exc).strip(), delay)
+        if stop.wait(delay):
+            return False
+        delay = min(delay * 2, retry_max_s)
+
+
 def settle_gc() -> None:
     """Tune Python's cyclic garbage collector for a worker process, once its start-up is done.
 
@@ -129,8 +154,6 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
     if ctx.invoked_subcommand is not None:
         return
     from ingest.service import check_worker_identity
-    from store.db import connect
-    from store.migrations import upgrade
 
     settings = _settings(
         data_dir,
@@ -148,9 +171,8 @@ def ingest(  # noqa: PLR0917 (typer options are parameters)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     with database_url(settings) as db_url, broker_url(settings) as mqtt_url:
-        if migrate:
-            with connect(db_url) as conn:
-                upgrade(conn)
+        if migrate and not _migrate_when_up(db_url, stop, settings.ingest_retry_max_s):
+            return
         with ingest_service(settings, db_url, mqtt_url) as service:
             if settings.ingest_metrics_port:
                 service.metrics.serve(settings.ingest_metrics_host, settings.ingest_metrics_port)

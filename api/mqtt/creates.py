@@ -15,6 +15,7 @@ own writes (entity set, entity and collection topics, as a GET shows them).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -95,8 +96,11 @@ def mqtt_creates(
 ) -> Iterator[MqttCreates]:
     """:class:`MqttCreates` whose creates are announced on ``mqtt_url`` (None: not announced).
 
-    The announcements read each entity as a GET shows it, so this opens a small pool and the
-    translator of this server (PostGIS or not), and the API's notifier on a connection of its own.
+    The announcements read each entity as a GET shows it, with the translator of this server
+    (PostGIS or not) and a small pool of their own, both made when the first announcement is
+    due: a worker that starts while the database is down waits for it as before
+    (``IngestService``), instead of failing here. The API's notifier publishes on a broker
+    connection of its own.
     """
     if mqtt_url is None:
         yield MqttCreates()
@@ -107,17 +111,31 @@ def mqtt_creates(
     from store.db import create_pool
     from store.sta import configure_connection
 
-    pool = create_pool(database_url, min_size=1, max_size=2, name="ingest-creates", configure=configure_connection)
+    made: list[StaContext] = []
+    lock = threading.Lock()
+
+    def context() -> StaContext:
+        with lock:
+            if not made:
+                pool = create_pool(
+                    database_url, min_size=1, max_size=2, name="ingest-creates", configure=configure_connection
+                )
+                try:
+                    made.append(StaContext.for_server(pool, public_url.rstrip("/") + PREFIX, Limits(100, 10_000)))
+                except BaseException:
+                    pool.close()
+                    raise
+            return made[0]
+
+    notifier = MqttOptions(url=mqtt_url, endpoint=mqtt_url, topic_prefix=topic_prefix).notifier(context)
+    notifier.start()
     try:
-        context = StaContext.for_server(pool, public_url.rstrip("/") + PREFIX, Limits(100, 10_000))
-        notifier = MqttOptions(url=mqtt_url, endpoint=mqtt_url, topic_prefix=topic_prefix).notifier(lambda: context)
-        notifier.start()
-        try:
-            yield MqttCreates(notifier.tell)
-        finally:
-            notifier.stop()
+        yield MqttCreates(notifier.tell)
     finally:
-        pool.close()
+        notifier.stop()
+        with lock:
+            for ready in made:
+                ready.pool.close()
 
 
 __all__ = ["MqttCreates", "mqtt_creates"]

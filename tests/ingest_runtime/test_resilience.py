@@ -223,3 +223,33 @@ def test_two_workers_share_a_subscription(
     t = totals(stream_db)
     assert t[(counters.STORED, "")] == len(messages) and t[(counters.DUPLICATE, "")] == 0
     assert_identity(t)
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(
+    private_pg: PrivatePostgres, mqtt_url: str, topic_prefix: str, spawn: Spawn, tmp_path: Path
+) -> None:
+    """`bydata ingest` (migrations first, then the worker) waits for a database that is not up yet,
+    whatever it opens first, and then takes the stream: a deployment whose services start in any order."""
+    db_url = private_pg.url
+    with psycopg.connect(db_url) as conn:
+        upgrade(conn)
+        import_provisioning(conn, Provisioning.model_validate(streams.provisioning()))
+    private_pg.stop()
+    prefix = topic_prefix + "/"
+    log_name = f"late-{uuid.uuid4().hex[:6]}.log"
+    worker = spawn(
+        "-m", "bydata.cli", "ingest",
+        env={"BYDATA_DATABASE_URL": db_url, "BYDATA_MQTT_URL": mqtt_url, "BYDATA_INGEST_CLIENT_ID": log_name[:11],
+             "BYDATA_INGEST_TOPIC_PREFIX": prefix, "BYDATA_INGEST_METRICS_PORT": "0",
+             "BYDATA_INGEST_SESSION_EXPIRY_S": "300", "BYDATA_INGEST_RETRY_MAX_S": "1", "BYDATA_LOG_LEVEL": "INFO"},
+        log_name=log_name,
+    )  # fmt: skip
+    log = tmp_path / log_name
+    assert wait_until(lambda: log.exists() and log.read_text().count("database unavailable at start") >= 3, timeout=60)
+    assert worker.poll() is None, log.read_text()
+    private_pg.start()
+    assert wait_until(lambda: "is subscribed" in log.read_text(), timeout=60), log.read_text()
+    messages = streams.mixed(prefix, 60)
+    streams.publish(mqtt_url, messages)
+    _settled(db_url, sum(m.observations for m in messages))
+    streams.check_exactly_once(db_url, messages)
