@@ -242,7 +242,8 @@ class ExprBuilder:
             end = em.col(alias, prop.end_column or "")
             if t is PropType.INTERVAL:
                 end = sql.SQL("coalesce({}, {})").format(end, c)
-            return Typed(c, "time_object", end=end, alias=alias, prop=prop, column=p.column)
+            closed = entity is em.DATASTREAM  # resultTime: the span of its Observations' result times
+            return Typed(c, "time_object", end=end, alias=alias, prop=prop, column=p.column, closed_end=closed)
         if t is PropType.RESULT:
             return Typed(c, "result", alias=alias, prop=prop, column=p.column)
         return Typed(em.col(alias, prop.column), "geometry", alias=alias, prop=prop, column=p.column)
@@ -490,8 +491,9 @@ class ExprBuilder:
         * ``eq``: the same instant, or the same interval.
 
         With an instant on one side these reduce to plain comparisons of the other side's bounds.
-        A Datastream's phenomenonTime and resultTime span the times of its Observations: they end
-        with the last one, included (a Datastream whose last reading is at X is not before X).
+        A Datastream's phenomenonTime and resultTime span the times of its Observations and are read
+        as closed: they end with the last one's end, included (a Datastream whose last reading is at
+        X is not before X; one whose last reading is the hour 11:00/12:00 is not before 12:00 either).
         """
         if left.type != "time_object":
             left, right = right, left

@@ -193,3 +193,24 @@ def test_concurrent_batches_over_the_same_datastreams_both_count(migrated_db: st
     assert not errors, errors
     for ds in ids:
         assert columns(migrated_db, ds)[:2] == (T0 + timedelta(hours=1), T0 + timedelta(hours=2, minutes=2))
+
+
+def test_spans_are_closed_in_filters(app: tuple[TestClient, str]) -> None:
+    """A Datastream's phenomenonTime and resultTime include their last time: not before it, and at it."""
+    client, _ = app
+    ds = new_datastream(client)  # one Observation at 2024-01-01T10:00:00Z
+    post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T11:00:00Z/2024-01-01T12:00:00Z",
+                                                      "result": 1, "resultTime": "2024-01-01T12:05:00Z"})  # fmt: skip
+    post(client, f"Datastreams({ds})/Observations", {"phenomenonTime": "2024-01-01T10:30:00Z", "result": 2,
+                                                      "resultTime": "2024-01-01T12:00:00Z"})  # fmt: skip
+
+    def found(expression: str) -> bool:
+        page = get(client, f"Datastreams?$filter=id eq {ds} and {expression}")
+        return bool(page["value"])
+
+    assert not found("phenomenonTime lt 2024-01-01T12:00:00Z") and found("phenomenonTime le 2024-01-01T12:00:00Z")
+    assert not found("resultTime lt 2024-01-01T12:05:00Z") and found("resultTime lt 2024-01-01T12:05:01Z")
+    assert not found("2024-01-01T12:05:00Z gt resultTime") and found("resultTime le 2024-01-01T12:05:00Z")
+    # the Observation itself is half-open: the hour 11:00/12:00 is before 12:00
+    observations = get(client, f"Datastreams({ds})/Observations?$filter=phenomenonTime lt 2024-01-01T12:00:00Z")
+    assert len(observations["value"]) == 3
