@@ -105,17 +105,30 @@ class ExprContext:
         self.hops.append(_Hop(relation, source_alias, alias))
         return alias
 
-    def wrap_exists(self, predicate: sql.Composable) -> sql.Composable:
-        if not self.hops:
+    def wrap_exists(self, predicate: sql.Composable, hops: list[_Hop] | None = None) -> sql.Composable:
+        hops = self.hops if hops is None else hops
+        if not hops:
             return predicate
         tables = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(em.target_of(h.relation).table), sql.Identifier(h.alias))
-            for h in self.hops
+            for h in hops
         )
-        conds = [em.relation_condition(h.relation, h.source_alias, h.alias) for h in self.hops]
+        conds = [em.relation_condition(h.relation, h.source_alias, h.alias) for h in hops]
         return sql.SQL("EXISTS (SELECT 1 FROM {} WHERE {} AND ({}))").format(
             tables, sql.SQL(" AND ").join(conds), predicate
         )
+
+    def wrap_null_test(self, predicate: sql.Composable) -> sql.Composable:
+        """A null test through navigation, as through outer joins: the related value is null, or the
+        path breaks off at some step (``Datastreams/Observations/id eq null``: a Thing without
+        Datastreams, or with a Datastream without Observations)."""
+        ways = [self.wrap_exists(predicate)]
+        for k, hop in enumerate(self.hops):
+            if k and hop.source_alias != self.hops[k - 1].alias:
+                break  # not one chain: only the whole of it and its first steps are told apart
+            ways.append(self.wrap_exists(sql.SQL("NOT {}").format(self.wrap_exists(sql.SQL("TRUE"), [hop])),
+                                         self.hops[:k]))  # fmt: skip
+        return sql.SQL("({})").format(sql.SQL(" OR ").join(ways))
 
     def wrap_scalar(self, value: sql.Composable) -> sql.Composable:
         if not self.hops:
@@ -370,9 +383,7 @@ class ExprBuilder:
         if outer is not None:
             return predicate
         if ctx.hops and _is_null_test(node):
-            # `Datastreams/id eq null`: as through an outer join, an entity with no related entity
-            # has a null there (Things without Datastreams), besides those whose related value is null
-            return sql.SQL("({} OR NOT {})").format(ctx.wrap_exists(predicate), ctx.wrap_exists(sql.SQL("TRUE")))
+            return ctx.wrap_null_test(predicate)
         return ctx.wrap_exists(predicate)
 
     def predicate(self, node: ast.Expr, entity: EntityType, alias: str, ctx: ExprContext) -> sql.Composable:

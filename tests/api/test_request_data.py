@@ -136,6 +136,10 @@ FILTERS: list[tuple[str, str, list[int]]] = [
     ("/Datastreams", "Observations/id ne null", [1, 2, 3]),
     ("/Datastreams", "null eq Observations/result", [2, 4]),  # 2 has an Observation without a result
     ("/Datastreams", "not (Observations/id eq null)", [1, 2, 3]),
+    ("/Things", "Datastreams/Observations/id eq null", [3]),  # Thing 3's Datastream 4 has no Observations
+    ("/Things", "Datastreams/Observations/result eq null", [1, 3]),  # Thing 1's Datastream 2 has one without
+    ("/Things", "Datastreams/Observations/id ne null", [1, 2]),
+    ("/Sensors", "Datastreams/Observations/id eq null", [1]),  # Datastream 4, beside 1 and 2 with Observations
     ("/Observations", "Datastream/ObservedProperty/name eq 'PM2.5'", [101, 102, 103]),
     ("/Observations", "Datastream/Thing/properties/stationKind eq 'low-cost'", [201, 202, 203, 204]),
     ("/Datastreams", "Thing/properties/stationKind eq 'reference'", [1, 2]),
