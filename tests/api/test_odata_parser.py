@@ -201,3 +201,9 @@ def test_option_names_in_any_case_are_the_standards() -> None:
     options = parse_query_options([("$OrderBy", "id desc"), ("$TOP", "3"), ("$selecT", "id"), ("top", "9")])
     assert options.top == 3 and options.select is not None and len(options.orderby) == 1
     assert options.raw == {"$orderby": "id desc", "$top": "3", "$select": "id"}
+
+
+def test_nested_option_names_in_any_case() -> None:
+    [item] = parse_expand("Datastreams($orderBy=id desc;$TOP=1;$Select=name;$Expand=Thing;$Count=true)")
+    assert item.options.top == 1 and item.options.count is True and len(item.options.orderby) == 1
+    assert set(item.options.raw) == {"$orderby", "$top", "$select", "$expand", "$count"}
