@@ -653,10 +653,8 @@ class ObservationWriter:
             if m.rejection is None:
                 decoded += 1
                 observations_stored += new
-                if m.create is None:
+                if m.create is None:  # a create done before made its Observations then (or was refused)
                     observations_duplicate += len(observations[i]) - new
-                elif outcome is duplicate_outcome:
-                    observations_duplicate += 1  # a create makes one Observation
             if outcome is quarantined_outcome:
                 tally[(counters.QUARANTINED, rejection.reason if rejection else "")] += 1
             elif outcome is stored_outcome:

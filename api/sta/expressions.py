@@ -270,8 +270,11 @@ class ExprBuilder:
             return x
         if x.type == "result":
             if want == "string":  # its text: a number or boolean as its JSON text, as the suites compare it
-                n, b, t = (em.col(x.alias, c) for c in ("result_number", "result_boolean", "result_text"))
-                return Typed(sql.SQL("coalesce({}, {}::text, {}::text)").format(t, n, b), want, column=x.column)
+                n, b, t, j = (em.col(x.alias, c) for c in em.RESULT_COLUMNS)
+                # an integer too large for a double keeps its digits in result_json (body.result_columns)
+                exact = sql.SQL("CASE WHEN jsonb_typeof({j}) = 'number' THEN {j} #>> '{{}}' END").format(j=j)
+                text = sql.SQL("coalesce({}, {}, {}::text, {}::text)").format(t, exact, n, b)
+                return Typed(text, want, column=x.column)
             column = {"number": "result_number", "bool": "result_boolean"}.get(want)
             if column is None:
                 raise _err(f"result cannot be used as {_HUMAN_TYPE.get(want, want)}", x.column)

@@ -506,5 +506,8 @@ def test_integers_a_double_cannot_hold_come_back_exactly(client: TestClient, res
     near = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": f"result eq {float(result)!r}"})
     near = near.json()["value"]
     assert [o["@iot.id"] for o in near] == [created["@iot.id"]]
+    # a text literal compares the result's JSON text: its exact digits
+    text = client.get(f"/v1.1/Datastreams({ds})/Observations", params={"$filter": f"result eq '{result}'"})
+    assert [o["@iot.id"] for o in text.json()["value"]] == [created["@iot.id"]]
     client.patch(f"/v1.1/{path}", json={"result": 5})
     assert get(client, path)["result"] == 5  # an update clears the exact digits with the rest

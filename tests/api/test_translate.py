@@ -63,7 +63,8 @@ FILTERS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("Observation", "result gt 5", '("a0"."result_number" > %(p0)s::bigint)', {"p0": 5}),
     ("Observation", "result le 2.5", '("a0"."result_number" <= %(p0)s::double precision)', {"p0": 2.5}),
     ("Observation", "result eq 'on'",
-     '(coalesce("a0"."result_text", "a0"."result_number"::text, "a0"."result_boolean"::text) = %(p0)s::text)',
+     '(coalesce("a0"."result_text", CASE WHEN jsonb_typeof("a0"."result_json") = \'number\' THEN "a0"."result_json"'
+     ' #>> \'{}\' END, "a0"."result_number"::text, "a0"."result_boolean"::text) = %(p0)s::text)',
      {"p0": "on"}),
     ("Observation", "result eq false", '("a0"."result_boolean" = %(p0)s::boolean)', {"p0": False}),
     ("Observation", "result eq null",
