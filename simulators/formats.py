@@ -79,10 +79,16 @@ def _quarantined(out: Out, fault: str, payload: bytes | None = None, **changes: 
     ]
 
 
-def _skew(dice: Dice, grid_s: int) -> timedelta:
-    """1-3 hours ahead, off the device's reporting grid so it never lands on a real reading's time."""
-    hours = dice.integers(1, 4)
-    return timedelta(seconds=hours * 3600 + (grid_s // 2 if grid_s > 1 else 0) + 1)
+def _skew(dice: Dice, off_grid_s: int, *, hours: int | None = None) -> timedelta:
+    """1-3 hours ahead (or ``hours``), plus ``off_grid_s``: a shift that takes the device's reporting
+    grid off itself, so a skewed reading never lands on a real reading's time."""
+    ahead = dice.integers(1, 4) if hours is None else hours
+    return timedelta(seconds=ahead * 3600 + off_grid_s)
+
+
+def _off_grid(grid_s: int) -> int:
+    """Half a reporting interval and a second: off a grid of ``grid_s`` seconds."""
+    return (grid_s // 2 if grid_s > 1 else 0) + 1
 
 
 def _hash_id(*parts: object) -> str:
@@ -340,13 +346,15 @@ class NiluSpec:
 
 @dataclass(slots=True)
 class AmsSpec:
+    """One amsreader message: list 1 (``values`` None), list 2 (``values``) or list 3 (and ``registers``)."""
+
     header: amsreader.Header
     time: datetime
     p: int
     realtime: amsreader.Realtime
     prefix: str
-    list3: dict[str, Any] | None = None  # the list-3 fields besides P (tpi, meter ids …)
-    grid_s: int = 10
+    values: amsreader.Instant | None = None
+    registers: dict[str, float] | None = None  # list 3: tpi, tpo, tqi, tqo (kWh, kvarh)
     eligible: tuple[str, ...] = AMS_FAULTS
 
     def _render(
@@ -358,14 +366,26 @@ class AmsSpec:
         flags = ("time_assumed",) if when is None else ("future_time",) if when != self.time else ()
         power: int | str = self.p if p is None else p
         model = "amsreader-han"
-        truths = [tr.truth(model, "P", power, when, flags=flags)]
-        if self.list3 is None:
-            return amsreader.list1(header, power, self.realtime), tuple(truths)
-        fields = dict(self.list3)
-        tpi = fields.pop("tpi")
-        truths.append(tr.truth(model, "tPI", f"{tpi:.3f}", when, flags=flags))
-        payload = amsreader.list3(header, p=power, tpi=tpi, rtc=header.t, realtime=self.realtime, **fields)
-        return payload, tuple(truths)
+        fields: dict[str, Any] = {"P": power}
+        v = self.values
+        if v is None:
+            payload = amsreader.list1(header, power, self.realtime)
+        else:  # the values as the template writes them
+            fields |= {"Q": v.q, "PO": v.po, "QO": v.qo}
+            fields |= {f"I{k}": f"{x:.2f}" for k, x in enumerate(v.currents, 1)}
+            fields |= {f"U{k}": f"{x:.2f}" for k, x in enumerate(v.voltages, 1)}
+            r = self.registers
+            if r is None:
+                payload = amsreader.list2(header, power, v, self.realtime)
+            else:
+                fields |= {"tPI": f"{r['tpi']:.3f}", "tPO": f"{r['tpo']:.3f}", "tQI": f"{r['tqi']:.3f}",
+                           "tQO": f"{r['tqo']:.3f}"}  # fmt: skip
+                payload = amsreader.list3(
+                    header, p=power, values=v, tpi=r["tpi"], tpo=r["tpo"], tqi=r["tqi"], tqo=r["tqo"], rtc=header.t,
+                    realtime=self.realtime,
+                )  # fmt: skip
+        truths = tuple(tr.truth(model, name, value, when, flags=flags) for name, value in fields.items())
+        return payload, truths
 
     def render(self, fault: str | None, dice: Dice) -> list[Out]:
         topic = prefixed(self.prefix, f"amsreader/{self.header.mac.replace(':', '').lower()}")
@@ -383,7 +403,10 @@ class AmsSpec:
         if fault == "missing_time":
             payload, truths = self._render(t=None)
         elif fault == "clock_skew":
-            payload, truths = self._render(t=self.time + _skew(dice, self.grid_s))
+            # whole-second times 2.5 s apart fall on 0 and 2 of every 5 s (3600 is a multiple of 5): 1 is
+            # free. One hour ahead always: two skewed readings of one meter never meet (no shift of 1-3
+            # hours keeps both off the grid and off each other)
+            payload, truths = self._render(t=self.time + _skew(dice, 1, hours=1))
         elif fault == "string_number":
             payload, truths = self._render(p=str(self.p))
         elif fault == "implausible":  # an unsigned register read as -1
@@ -458,7 +481,7 @@ class SenmlSpec:
         if fault == "missing_time":
             payload, truths = self._render(self.records, when=None)
         elif fault == "clock_skew":
-            payload, truths = self._render(self.records, when=self.time + _skew(dice, self.grid_s))
+            payload, truths = self._render(self.records, when=self.time + _skew(dice, _off_grid(self.grid_s)))
         elif fault in ("string_number", "implausible", "unit_variant"):
             payload, truths = self._render(self._tweak(fault, dice))
         else:

@@ -22,6 +22,14 @@ REQUIRED = {
     "battery_voltage": "V",
     "active_power": "W",
     "active_energy_import": "kW.h",
+    "active_power_export": "W",
+    "active_energy_export": "kW.h",
+    "reactive_power_import": "V.A{reactive}",
+    "reactive_power_export": "V.A{reactive}",
+    "reactive_energy_import": "kV.A{reactive}.h",
+    "reactive_energy_export": "kV.A{reactive}.h",
+    "phase_voltage_l1": "V",
+    "phase_current_l3": "A",
     "heat_energy": "kW.h",
     "supply_temperature": "Cel",
     "indoor_co2": "[ppm]",
@@ -47,7 +55,10 @@ def test_definitions_come_from_public_vocabularies() -> None:
 
 def test_cumulative_counters_are_marked() -> None:
     cumulative = {p.key for p in vocabulary().properties if p.cumulative}
-    assert cumulative == {"active_energy_import", "heat_energy"}
+    assert cumulative == {
+        "active_energy_import", "active_energy_export", "reactive_energy_import", "reactive_energy_export",
+        "heat_energy",
+    }  # fmt: skip
 
 
 def test_unknown_key_is_a_clear_error() -> None:

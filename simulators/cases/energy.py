@@ -299,14 +299,16 @@ class Energy:
     # --- messages ----------------------------------------------------------------------------------
 
     def _ams(self, s: _School, t0: datetime, t1: datetime, dice: Dice) -> list[Draft]:
-        interval = self.data["ams_interval_s"]
+        list1_s, list2_s, list3_s = self.data["ams_list_s"]
         conf = s.conf["ams"]
         out: list[Draft] = []
         if s.boot is None:
             s.boot = t0.timestamp() - s.uptime0
-        first = math.ceil((t0.timestamp() - conf["phase_s"]) / interval) * interval + conf["phase_s"]
-        for at_s in np.arange(first, t1.timestamp(), interval):
-            at = datetime.fromtimestamp(float(at_s), tz=UTC)
+        first = math.ceil((t0.timestamp() - conf["phase_s"]) / list1_s) * list1_s + conf["phase_s"]
+        for at_s in np.arange(first, t1.timestamp(), list1_s):
+            since = float(at_s) - conf["phase_s"]  # multiples of 2.5 s: exact in binary
+            # amsreader stamps a package with whole seconds
+            at = datetime.fromtimestamp(math.floor(float(at_s)), tz=UTC)
             p = max(0, round(s.power_w * (1 + 0.01 * float(self._meter_rng.normal()))))
             local = at.astimezone(OSLO)
             header = amsreader.Header(
@@ -320,31 +322,24 @@ class Energy:
             )
             s.month_max = max(s.month_max, s.hour_kwh)
             realtime = amsreader.Realtime(round(s.hour_kwh, 2), round(s.day_kwh, 1), 10, round(s.month_max, 2))
-            list3 = None
-            fault = None
-            if int(at_s - conf["phase_s"]) % 3600 == 0:  # the meter's hourly list 3
+            values = registers = fault = None
+            if since % list2_s == 0:  # list 2: the instantaneous values besides P
+                i1, i2, i3 = (round(p / 3 / 230 * (1 + 0.05 * k), 2) for k in (-1, 0, 1))
+                u1, u2, u3 = (round(230 + float(self._meter_rng.normal(0, 1.5)), 2) for _ in range(3))
+                values = amsreader.Instant(
+                    conf["list_id"], conf["meter_id"], conf["type"], 0, 0, round(p * 0.12), (i1, i2, i3), (u1, u2, u3)
+                )
+            if since % list3_s == 0:  # list 3, on the hour: list 2 and the registers
                 if dice.roll("counter_reset"):
                     s.tpi_offset = s.tpi  # the register restarts from zero (meter exchange, firmware)
                     fault = "counter_reset"
-                list3 = {
-                    "list_id": conf["list_id"],
-                    "meter_id": conf["meter_id"],
-                    "meter_type": conf["type"],
-                    "q": 0,
-                    "po": 0,
-                    "qo": round(p * 0.12),
-                    "currents": tuple(round(p / 3 / 230 * (1 + 0.05 * k), 2) for k in (-1, 0, 1)),
-                    "voltages": tuple(round(230 + float(self._meter_rng.normal(0, 1.5)), 2) for _ in range(3)),
-                    "tpi": round(s.tpi - s.tpi_offset, 3),
-                    "tpo": 0.0,
-                    "tqi": round((s.tpi - s.tpi_offset) * 0.05, 3),
-                    "tqo": round((s.tpi - s.tpi_offset) * 0.12, 3),
-                }
+                kwh = s.tpi - s.tpi_offset
+                registers = {"tpi": round(kwh, 3), "tpo": 0.0, "tqi": round(kwh * 0.05, 3), "tqo": round(kwh * 0.12, 3)}
                 s.hour_kwh = 0.0
                 if local.hour == 0:
                     s.day_kwh = 0.0
-            spec = AmsSpec(header, at, p, realtime, self.options.prefix, list3=list3, grid_s=interval)
-            kind = "list3" if list3 is not None else "list1"
+            spec = AmsSpec(header, at, p, realtime, self.options.prefix, values, registers)
+            kind = "list3" if registers is not None else "list2" if values is not None else "list1"
             out.append(Draft(at, self.name, conf["mac"], "amsreader-han", kind, spec, fault))
         return out
 

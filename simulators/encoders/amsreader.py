@@ -1,9 +1,12 @@
-"""amsreader JSON (UtilitechAS/amsreader-firmware ``JsonMqttHandler`` with ``json1``/``json3``).
+"""amsreader JSON (UtilitechAS/amsreader-firmware ``JsonMqttHandler`` with ``json1``/``json2``/``json3``).
 
 The firmware fills printf templates, so the layout (four-space indent, ``" : "``) is the
-template's: list 1 carries active power ``P`` (W) every few seconds, list 3 adds the
-cumulative registers ``tPI``/``tPO``/``tQI``/``tQO`` (kWh) and the meter clock ``rtc`` once
-an hour. ``t`` is the package time (epoch seconds; 0 when the meter sent none).
+template's: list 1 carries active power ``P`` (W), list 2 adds the meter's identity, reactive
+power ``Q``/``QO`` (var), export ``PO`` (W), phase currents ``I1``-``I3`` (A) and voltages
+``U1``-``U3`` (V), list 3 adds the cumulative registers ``tPI``/``tPO`` (kWh), ``tQI``/``tQO``
+(kvarh) and the meter clock ``rtc``. An Aidon meter sends list 1 every 2.5 s, list 2 every 10 s
+and list 3 on the hour; amsreader publishes each as it comes. ``t`` is the package time (epoch
+seconds; 0 when the meter sent none).
 """
 
 from __future__ import annotations
@@ -73,18 +76,49 @@ def list1(header: Header, p: int | str, realtime: Realtime) -> bytes:
     return (_head(header) + f'        "P" : {_num(p, "d")}\n' + _tail(realtime)).encode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """List 2's values besides ``P``: the meter's identity and the instantaneous readings."""
+
+    list_id: str
+    meter_id: str
+    meter_type: str
+    q: int
+    po: int
+    qo: int
+    currents: tuple[float, float, float]
+    voltages: tuple[float, float, float]
+
+
+def _list2_data(p: int | str, v: Instant) -> str:
+    i1, i2, i3 = v.currents
+    u1, u2, u3 = v.voltages
+    return (
+        f'        "lv" : "{v.list_id}",\n'
+        f'        "id" : "{v.meter_id}",\n'
+        f'        "type" : "{v.meter_type}",\n'
+        f'        "P" : {_num(p, "d")},\n'
+        f'        "Q" : {v.q},\n'
+        f'        "PO" : {v.po},\n'
+        f'        "QO" : {v.qo},\n'
+        f'        "I1" : {i1:.2f},\n'
+        f'        "I2" : {i2:.2f},\n'
+        f'        "I3" : {i3:.2f},\n'
+        f'        "U1" : {u1:.2f},\n'
+        f'        "U2" : {u2:.2f},\n'
+        f'        "U3" : {u3:.2f}'
+    )
+
+
+def list2(header: Header, p: int | str, values: Instant, realtime: Realtime) -> bytes:
+    return (_head(header) + _list2_data(p, values) + "\n" + _tail(realtime)).encode("utf-8")
+
+
 def list3(
     header: Header,
     *,
-    list_id: str,
-    meter_id: str,
-    meter_type: str,
     p: int | str,
-    q: int,
-    po: int,
-    qo: int,
-    currents: tuple[float, float, float],
-    voltages: tuple[float, float, float],
+    values: Instant,
     tpi: float | str,
     tpo: float,
     tqi: float,
@@ -92,22 +126,8 @@ def list3(
     rtc: int,
     realtime: Realtime,
 ) -> bytes:
-    i1, i2, i3 = currents
-    u1, u2, u3 = voltages
     data = (
-        f'        "lv" : "{list_id}",\n'
-        f'        "id" : "{meter_id}",\n'
-        f'        "type" : "{meter_type}",\n'
-        f'        "P" : {_num(p, "d")},\n'
-        f'        "Q" : {q},\n'
-        f'        "PO" : {po},\n'
-        f'        "QO" : {qo},\n'
-        f'        "I1" : {i1:.2f},\n'
-        f'        "I2" : {i2:.2f},\n'
-        f'        "I3" : {i3:.2f},\n'
-        f'        "U1" : {u1:.2f},\n'
-        f'        "U2" : {u2:.2f},\n'
-        f'        "U3" : {u3:.2f},\n'
+        _list2_data(p, values) + ",\n"
         f'        "tPI" : {_num(tpi, ".3f")},\n'
         f'        "tPO" : {tpo:.3f},\n'
         f'        "tQI" : {tqi:.3f},\n'

@@ -114,8 +114,16 @@ def test_amsreader_list3(
     assert (obs["active_power"].result, obs["active_energy_import"].result) == (4215.0, 48213.712)
     assert obs["active_power"].phenomenon_time == datetime(2025, 3, 4, 9, 0, tzinfo=UTC)
     assert obs["active_power"].quality_flags == 0
+    # list 2's instantaneous values and list 3's registers, each in its canonical unit
+    assert {key: o.result for key, o in obs.items()} == {
+        "active_power": 4215.0, "reactive_power_import": 0.0, "active_power_export": 0.0,
+        "reactive_power_export": 611.0, "phase_current_l1": 6.12, "phase_current_l2": 5.87, "phase_current_l3": 6.40,
+        "phase_voltage_l1": 231.40, "phase_voltage_l2": 229.80, "phase_voltage_l3": 230.90,
+        "active_energy_import": 48213.712, "active_energy_export": 0.0, "reactive_energy_import": 12.345,
+        "reactive_energy_export": 7812.004,
+    }  # fmt: skip
     assert out.unmapped == ()
-    assert len(out.ignored) == 16
+    assert out.ignored == ("lv", "id", "type", "rtc")
 
 
 def test_amsreader_status_message_gives_nothing(

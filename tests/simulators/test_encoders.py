@@ -309,27 +309,19 @@ def test_amsreader_templates_parse() -> None:
     rt = amsreader.Realtime(1.25, 30.4, 10, 12.5)
     one = json.loads(amsreader.list1(head, 12345, rt))
     assert one["data"] == {"P": 12345} and one["t"] == 1741075200
+    values = amsreader.Instant("AIDON_V0001", "7359992890941742", "6525", 0, 0, 120, (10.1, 9.8, 11.0),
+                               (230.1, 229.8, 231.0))  # fmt: skip
+    two = json.loads(amsreader.list2(head, 12345, values, rt))
+    assert two["data"] == {
+        "lv": "AIDON_V0001", "id": "7359992890941742", "type": "6525", "P": 12345, "Q": 0, "PO": 0, "QO": 120,
+        "I1": 10.1, "I2": 9.8, "I3": 11.0, "U1": 230.1, "U2": 229.8, "U3": 231.0,
+    }  # fmt: skip
     three = json.loads(
         amsreader.list3(
-            head,
-            list_id="AIDON_V0001",
-            meter_id="7359992890941742",
-            meter_type="6525",
-            p=12345,
-            q=0,
-            po=0,
-            qo=120,
-            currents=(10.1, 9.8, 11.0),
-            voltages=(230.1, 229.8, 231.0),
-            tpi=48213.712,
-            tpo=0.0,
-            tqi=10.0,
-            tqo=200.5,
-            rtc=1741075200,
-            realtime=rt,
+            head, p=12345, values=values, tpi=48213.712, tpo=0.0, tqi=10.0, tqo=200.5, rtc=1741075200, realtime=rt
         )
     )
-    assert three["data"]["tPI"] == 48213.712 and three["data"]["P"] == 12345
+    assert three["data"] == {**two["data"], "tPI": 48213.712, "tPO": 0.0, "tQI": 10.0, "tQO": 200.5, "rtc": 1741075200}
     assert json.loads(amsreader.list1(head, "12345", rt))["data"]["P"] == "12345"
 
 

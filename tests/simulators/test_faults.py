@@ -211,7 +211,14 @@ def test_time_and_value_faults_carry_their_flags(scenario: tuple[Path, str]) -> 
             assert times and all(sent - t >= timedelta(hours=1) for t in times)
     assert resets > 0 or "counter_reset" not in SCENARIOS[which][0].faults
     stuck = [line for line in lines if "stuck" in line["flags"]]
-    assert stuck and all(line["fault"] == "stuck" for line in stuck)
+    assert stuck
+    # flagged stuck: a stuck fault, or the next reading of that device happening to equal the stuck
+    # value (the rule counts equal values in a row; a value to one decimal repeats by chance)
+    before: dict[str, Any] = {}
+    for line in lines:
+        if "stuck" in line["flags"] and line["fault"] != "stuck":
+            assert before.get(line["device_id"], {}).get("fault") == "stuck", line
+        before[line["device_id"]] = line
 
 
 def test_rates_are_checked() -> None:
