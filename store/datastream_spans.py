@@ -25,7 +25,7 @@ writers with overlapping Datastreams wait for each other instead of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -130,6 +130,29 @@ def widen(
         "foi": list(features) if features is not None else [None] * len(datastream_ids),
     }
     return conn.execute(_WIDEN, params).rowcount
+
+
+def widen_bounds(
+    conn: psycopg.Connection[Any],
+    bounds: Mapping[int, tuple[datetime, datetime, datetime | None, datetime | None]],
+) -> int:
+    """:func:`widen` from each Datastream's bounds over a batch: (first phenomenon time, last
+    phenomenon time or end, first and last result time); rows updated.
+
+    A batch of readings holds thousands of rows for a few hundred Datastreams: its bounds, found
+    in one pass by the caller, are two entries per Datastream instead of one per row (passing
+    10,000 times as arrays cost the ingest writer a third of its time).
+    """
+    ds: list[int] = []
+    pt: list[datetime] = []
+    pe: list[datetime] = []
+    rt: list[datetime | None] = []
+    for datastream_id, (first, last, result_first, result_last) in bounds.items():
+        ds += (datastream_id, datastream_id)
+        pt += (first, first)
+        pe += (last, last)
+        rt += (result_first, result_last)
+    return widen(conn, ds, pt, pe, rt)
 
 
 def shrink(

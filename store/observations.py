@@ -356,16 +356,24 @@ class ObservationWriter:
         Datastreams (in id order) are held only until the commit that follows. Entity creates
         widened theirs already.
         """
-        if not new:
-            return
-        observations = [n.observation for n in new]
-        datastream_spans.widen(
-            self.conn,
-            [o.datastream_id for o in observations],
-            [o.phenomenon_time for o in observations],
-            [o.phenomenon_time_end for o in observations],
-            [o.result_time for o in observations],
-        )
+        bounds: dict[int, list[Any]] = {}
+        for n in new:
+            o = n.observation
+            end = o.phenomenon_time_end or o.phenomenon_time
+            b = bounds.get(o.datastream_id)
+            if b is None:
+                bounds[o.datastream_id] = [o.phenomenon_time, end, o.result_time, o.result_time]
+                continue
+            b[0] = min(b[0], o.phenomenon_time)
+            b[1] = max(b[1], end)
+            r = o.result_time
+            if r is not None:
+                if b[2] is None or r < b[2]:
+                    b[2] = r
+                if b[3] is None or r > b[3]:
+                    b[3] = r
+        if bounds:
+            datastream_spans.widen_bounds(self.conn, {ds: (b[0], b[1], b[2], b[3]) for ds, b in bounds.items()})
 
     def _create(self, messages: Sequence[IncomingMessage], already: set[int], result: BatchResult) -> dict[int, int]:
         """Run the batch's entity creates, each on a savepoint; Observations created per message.
