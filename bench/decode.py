@@ -6,7 +6,7 @@ energy (amsreader list 1 every few seconds and list 3 hourly, Elsys ERS CO2, Sen
 meters). Every message goes through the same calls the ingest runtime makes: source
 match, ``decode_message`` with a registry lookup, ``normalise`` with per-datastream state.
 
-    python bench/decode.py [--messages 30000] [--repeat 3]
+    python -m bench.decode [--messages 30000] [--repeat 3]
 """
 
 from __future__ import annotations
