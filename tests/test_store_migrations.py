@@ -183,7 +183,7 @@ def test_readings_stored_before_0005_stay_duplicates(
             conn.commit()
     with psycopg.connect(scratch_db) as conn:
         report = upgrade(conn, timescaledb=timescaledb, postgis=False)
-        assert report.applied == ["0005_observation_readings"]
+        assert report.applied[0] == "0005_observation_readings"
         assert detect(conn).hypertable is timescaledb
         rows = conn.execute(
             "SELECT id, dedup_key = observation_dedup_key(result_number, result_boolean, result_text, result_json,"

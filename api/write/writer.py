@@ -8,7 +8,8 @@ The standard's side effects live here, each once:
   Thing) replaces where the Thing is and records a HistoricalLocation; creating a HistoricalLocation
   with the Thing's latest time puts the Thing at its Locations;
 * deleting a Location deletes its HistoricalLocations; the other cascades of OGC 18-088 table 25
-  are the foreign keys' ``ON DELETE CASCADE``;
+  are the foreign keys' ``ON DELETE CASCADE`` (from a Datastream to its Observations, a statement
+  trigger that does the same: migration 0006);
 * a Datastream's phenomenonTime, resultTime and observedArea follow its Observations
   (``store.datastream_spans``: widened once per request in :meth:`Writer.finish`, recomputed
   where a deleted or changed Observation was on a bound).
