@@ -7,7 +7,9 @@ Kristiansund parking, Rennesøy energy), without faults, generated once and publ
 separate publisher process at QoS 1:
 
 - ``receive_limit``: a bare paho subscriber (QoS 1, acknowledging on receipt) that only
-  counts, while the publisher runs: what one Python MQTT client can take here;
+  counts, while the publisher runs and draining a queue filled before: what one Python MQTT
+  client can take here; and two of them draining on a shared subscription (the bound for two
+  workers);
 - ``store_limit``: binary ``COPY`` of the very rows ingest stored, in batches of 5,000, into
   the same (emptied) ``observations`` table;
 - ``end_to_end``: ``bydata ingest`` worker processes (one, then two on a shared
@@ -176,7 +178,9 @@ def fresh_stream(spaces: int, seed: int) -> Iterator[tuple[str, bytes, int]]:
 def subscriber_main(url: str, topic: str, expected: int, client_id: str) -> None:
     """A bare paho subscriber: QoS 1, acknowledge on receipt, count, nothing else.
 
-    ``expected`` 0: subscribe on a persistent session and leave (the broker then queues for it).
+    ``expected`` 0: subscribe on a persistent session and leave (the broker then queues for it);
+    below 0: count until one second passes without a message (one of a shared group, whose
+    share is not known in advance).
     """
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -195,14 +199,14 @@ def subscriber_main(url: str, topic: str, expected: int, client_id: str) -> None
             state["first"] = now
         state["n"] += 1
         state["last"] = now
-        if state["n"] >= expected:
+        if state["n"] == expected:
             done.set()
 
     address = BrokerAddress.parse(url)
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     c.on_message = on_message
     c.on_subscribe = lambda *_: subscribed.set()
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 300
     state["connected"] = time.time()
     c.connect(address.host, address.port, clean_start=False, properties=props)
@@ -210,8 +214,12 @@ def subscriber_main(url: str, topic: str, expected: int, client_id: str) -> None
     c.loop_start()
     subscribed.wait(30)
     print("ready", flush=True)
-    if expected:
+    if expected > 0:
         done.wait(600)
+    elif expected < 0:
+        deadline = time.time() + 600
+        while time.time() < deadline and (state["n"] == 0 or time.time() - state["last"] < 1.0):
+            time.sleep(0.05)
     c.disconnect()
     c.loop_stop()
     print(orjson.dumps(state).decode(), flush=True)
@@ -371,11 +379,27 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), client_id)
     sub_out, _ = sub.communicate(timeout=900)
     d = orjson.loads(sub_out.strip().splitlines()[-1])
+
+    # two bare subscribers on a shared subscription, draining: what the receive path of two
+    # processes can take here (the bound for two workers)
+    prefix = f"bench-{uuid.uuid4().hex[:8]}/"
+    ids = [f"bench-share-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    topic = f"$share/bench/{prefix}#"
+    for client_id in ids:
+        _python(__file__, "--subscriber", mqtt_url, topic, "0", client_id).communicate(timeout=60)
+    _python(__file__, "--publisher", mqtt_url, file, prefix).communicate(timeout=900)
+    subs = [_python(__file__, "--subscriber", mqtt_url, topic, "-1", client_id) for client_id in ids]
+    shares = [orjson.loads(sub.communicate(timeout=900)[0].strip().splitlines()[-1]) for sub in subs]
+    got = sum(x["n"] for x in shares)
+    if got != n:
+        raise SystemExit(f"two shared bare subscribers got {got} of {n} messages")
+    span = max(x["last"] for x in shares) - min(x["connected"] for x in shares)
     return {
         "messages": n,
         "messages_per_s": round((s["n"] - 1) / (s["last"] - s["first"]), 1),
         "publisher_messages_per_s": round(p["sent"] / (p["ended"] - p["started"]), 1),
         "drain_messages_per_s": round(d["n"] / (d["last"] - d["connected"]), 1),
+        "drain_two_shared_messages_per_s": round(got / span, 1),
     }
 
 
@@ -448,8 +472,8 @@ def run_end_to_end(
         if drain:
             for proc in procs:
                 _stop(proc)
-            pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
-            pub_out, _ = pub.communicate(timeout=900)
+            filler = _python(__file__, "--publisher", mqtt_url, file, prefix)
+            pub_out, _ = filler.communicate(timeout=900)
             published = orjson.loads(pub_out.strip().splitlines()[-1])
             procs, subscribed_at = _start_workers(envs, log_dir, tag + "-again")
         rss: list[list[float]] = [[round(_rss_mb(p.pid) or 0, 1)] for p in procs]
@@ -679,6 +703,16 @@ def main() -> None:
         say(f"workload: {len(messages)} messages, {observations} observations; measuring the receive limit")
         report["receive_limit"] = measure_receive_limit(mqtt_url, file, len(messages))
         say(f"receive limit: {report['receive_limit']}")
+        # what the MQTT path alone allows in observations/s, before any decoding or storing
+        per_message = observations / len(messages)
+        report["receive_limit"]["observations_per_s_at_best"] = round(
+            per_message
+            * max(
+                report["receive_limit"]["drain_messages_per_s"],
+                report["receive_limit"]["drain_two_shared_messages_per_s"],
+            ),
+            1,
+        )
         # concurrent (the publisher shares the cores) and draining a filled queue (it does not)
         runs = [(w, True, False) for w in args.workers] + [(w, True, True) for w in args.workers]
         if args.no_fanout:
@@ -696,6 +730,9 @@ def main() -> None:
                     report["stages"] = measure_stages(db_url, messages)
             receive = report["receive_limit"]["drain_messages_per_s" if drain else "messages_per_s"]
             result["ratio_to_receive_limit"] = round(result["messages_per_s"] / receive, 3)
+            if drain and workers == 2:
+                shared = report["receive_limit"]["drain_two_shared_messages_per_s"]
+                result["ratio_to_two_shared_receive_limit"] = round(result["messages_per_s"] / shared, 3)
             store = report["store_limit"]["rows_per_s"]
             result["ratio_to_store_limit"] = round(result["observations_per_s"] / store, 3)
             report["end_to_end"].append(result)
