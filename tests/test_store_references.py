@@ -7,7 +7,7 @@ ingest transaction writes its Observations leaves none behind, whichever commits
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -95,7 +95,8 @@ def test_deleting_datastreams_deletes_their_observations(db: str) -> None:
         conn.rollback()
         assert _counts(conn) == {3: 20}
         conn.execute("DELETE FROM observations")
-        conn.execute("UPDATE datastreams SET id = 30 WHERE id = 3")  # an id no Observation names may change
+        changed = conn.execute("UPDATE datastreams SET id = 30 WHERE id = 3")  # an id no Observation names may
+        assert changed.rowcount == 1
 
 
 def _waiting(db: str, pid: int) -> bool:
@@ -104,12 +105,12 @@ def _waiting(db: str, pid: int) -> bool:
     return row is not None and row[0] == "Lock"
 
 
-def _in_thread(work: object) -> tuple[threading.Thread, list[BaseException | None]]:
+def _in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseException | None]]:
     outcome: list[BaseException | None] = []
 
     def run() -> None:
         try:
-            work()  # type: ignore[operator]
+            work()
         except BaseException as exc:
             outcome.append(exc)
         else:
