@@ -356,7 +356,7 @@ def generate(messages: int, spaces: int, seed: int) -> tuple[list[tuple[str, byt
 
 
 def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
-    """Bare subscriber: while the publisher runs, and draining a queue the publisher filled before."""
+    """Bare subscribers: one while the publisher runs; one, then two sharing, draining a filled queue."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}/"
     sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), f"bench-bare-{uuid.uuid4().hex[:6]}")
     assert sub.stdout is not None
@@ -368,39 +368,36 @@ def measure_receive_limit(mqtt_url: str, file: str, n: int) -> dict[str, Any]:
     p, s = orjson.loads(pub_out.strip().splitlines()[-1]), orjson.loads(sub_out.strip().splitlines()[-1])
     if s["n"] < n:
         raise SystemExit(f"bare subscriber got {s['n']} of {n} messages")
-
-    # the same, draining: subscribe on a persistent session, leave, publish, come back
-    prefix = f"bench-{uuid.uuid4().hex[:8]}/"
-    client_id = f"bench-drain-{uuid.uuid4().hex[:6]}"
-    first = _python(__file__, "--subscriber", mqtt_url, prefix + "#", "0", client_id)
-    first.communicate(timeout=60)
-    pub = _python(__file__, "--publisher", mqtt_url, file, prefix)
-    pub.communicate(timeout=900)
-    sub = _python(__file__, "--subscriber", mqtt_url, prefix + "#", str(n), client_id)
-    sub_out, _ = sub.communicate(timeout=900)
-    d = orjson.loads(sub_out.strip().splitlines()[-1])
-
-    # two bare subscribers on a shared subscription, draining: what the receive path of two
-    # processes can take here (the bound for two workers)
-    prefix = f"bench-{uuid.uuid4().hex[:8]}/"
-    ids = [f"bench-share-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    topic = f"$share/bench/{prefix}#"
-    for client_id in ids:
-        _python(__file__, "--subscriber", mqtt_url, topic, "0", client_id).communicate(timeout=60)
-    _python(__file__, "--publisher", mqtt_url, file, prefix).communicate(timeout=900)
-    subs = [_python(__file__, "--subscriber", mqtt_url, topic, "-1", client_id) for client_id in ids]
-    shares = [orjson.loads(sub.communicate(timeout=900)[0].strip().splitlines()[-1]) for sub in subs]
-    got = sum(x["n"] for x in shares)
-    if got != n:
-        raise SystemExit(f"two shared bare subscribers got {got} of {n} messages")
-    span = max(x["last"] for x in shares) - min(x["connected"] for x in shares)
     return {
         "messages": n,
         "messages_per_s": round((s["n"] - 1) / (s["last"] - s["first"]), 1),
         "publisher_messages_per_s": round(p["sent"] / (p["ended"] - p["started"]), 1),
-        "drain_messages_per_s": round(d["n"] / (d["last"] - d["connected"]), 1),
-        "drain_two_shared_messages_per_s": round(got / span, 1),
+        # the same, draining a queue filled before; then two on a shared subscription, the bound
+        # for two workers
+        "drain_messages_per_s": _drain_rate(mqtt_url, file, n, subscribers=1),
+        "drain_two_shared_messages_per_s": _drain_rate(mqtt_url, file, n, subscribers=2),
     }
+
+
+def _drain_rate(mqtt_url: str, file: str, n: int, *, subscribers: int) -> float:
+    """Messages/s bare subscribers take from a queue: subscribe on persistent sessions, leave, publish, come back.
+
+    More than one share the subscription (``$share``); each then counts until the queue is quiet.
+    """
+    prefix = f"bench-{uuid.uuid4().hex[:8]}/"
+    ids = [f"bench-drain-{uuid.uuid4().hex[:6]}" for _ in range(subscribers)]
+    topic = prefix + "#" if subscribers == 1 else f"$share/bench/{prefix}#"
+    expected = str(n) if subscribers == 1 else "-1"
+    for client_id in ids:
+        _python(__file__, "--subscriber", mqtt_url, topic, "0", client_id).communicate(timeout=60)
+    _python(__file__, "--publisher", mqtt_url, file, prefix).communicate(timeout=900)
+    subs = [_python(__file__, "--subscriber", mqtt_url, topic, expected, client_id) for client_id in ids]
+    states = [orjson.loads(sub.communicate(timeout=900)[0].strip().splitlines()[-1]) for sub in subs]
+    got: int = sum(x["n"] for x in states)
+    if got != n:
+        raise SystemExit(f"{subscribers} draining bare subscriber(s) got {got} of {n} messages")
+    span: float = max(x["last"] for x in states) - min(x["connected"] for x in states)
+    return round(got / span, 1)
 
 
 def _start_workers(envs: list[dict[str, str]], log_dir: Path, tag: str) -> tuple[list[subprocess.Popen[str]], float]:
