@@ -61,10 +61,9 @@ def test_rows_naming_a_missing_datastream_are_refused_whole(db: str) -> None:
         assert is_data_error(refused.value)  # ingest quarantines the message, stores the rest
         assert refused.value.diag.message_detail == 'Key (datastream_id)=(42) is not present in table "datastreams".'
         conn.rollback()
-        cols = "datastream_id, phenomenon_time, result_number"
         with (
             pytest.raises(psycopg.errors.ForeignKeyViolation),
-            conn.cursor().copy(f"COPY observations ({cols}) FROM STDIN") as copy,
+            conn.cursor().copy("COPY observations (datastream_id, phenomenon_time, result_number) FROM STDIN") as copy,
         ):
             copy.write_row((1, T0 + timedelta(days=1), 1.0))
             copy.write_row((7, T0 + timedelta(days=1), 1.0))

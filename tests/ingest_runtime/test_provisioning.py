@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from schemas.device_models import device_models
 from schemas.provisioning import Provisioning
@@ -36,7 +37,8 @@ TABLES = (
 
 
 def _counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
+    count = sql.SQL("SELECT count(*) FROM {}")
+    return {t: conn.execute(count.format(sql.Identifier(t))).fetchone()[0] for t in TABLES}  # type: ignore[index]
 
 
 def test_import_creates_every_entity(migrated_db: str, provisioning: Provisioning) -> None:
